@@ -1,0 +1,7 @@
+"""`python -m cifar_automl` is the `cifar-automl` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,160 @@
+"""Block types, one small builder each, in a registry.
+
+Adding a block type is one function here, decorated with `@register_block`, plus one entry in a search
+space YAML (`arch.block` choices and, if it has options, `blocks.<name>`). A builder takes a tensor and
+returns a tensor; every layer it makes is named from the `name` prefix it is given, so models stay
+readable in `model.summary()` and in exported files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from keras import layers
+
+BlockFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class BlockType:
+    name: str
+    build: BlockFn
+    options: dict[str, Any]  # option name -> default value; sampled per space under `blocks.<name>`
+    downsamples: bool  # True: the block strides itself when asked; False: the model pools between stages
+    description: str
+
+
+BLOCKS: dict[str, BlockType] = {}
+
+
+def register_block(name: str, *, options: dict[str, Any] | None = None, downsamples: bool = False):
+    """Register `fn(x, filters, *, stride, kernel_size, activation, batch_norm, name, **options)`."""
+
+    def deco(fn: BlockFn) -> BlockFn:
+        BLOCKS[name] = BlockType(
+            name=name,
+            build=fn,
+            options=dict(options or {}),
+            downsamples=downsamples,
+            description=(fn.__doc__ or "").strip().splitlines()[0],
+        )
+        return fn
+
+    return deco
+
+
+def block_option_defaults(name: str) -> dict[str, Any]:
+    return dict(BLOCKS[name].options) if name in BLOCKS else {}
+
+
+def conv_bn_act(
+    x: Any,
+    filters: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    activation: str | None,
+    batch_norm: bool,
+    name: str,
+) -> Any:
+    """Conv (no bias when batch norm follows), optional batch norm, optional activation."""
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=not batch_norm,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation:
+        x = layers.Activation(activation, name=f"{name}_act")(x)
+    return x
+
+
+@register_block("plain", options={"convs": 2})
+def plain_block(
+    x: Any, filters: int, *, stride: int, kernel_size: int, activation: str, batch_norm: bool,
+    name: str, convs: int = 2,
+) -> Any:
+    """VGG style: `convs` x (conv k x k, batch norm, activation); the model pools between stages."""
+    for i in range(convs):
+        x = conv_bn_act(
+            x, filters, kernel_size, activation=activation, batch_norm=batch_norm, name=f"{name}_{i + 1}"
+        )
+    return x
+
+
+@register_block("inception", options={"reduction": 0.5, "factorize": False})
+def inception_block(
+    x: Any, filters: int, *, stride: int, kernel_size: int, activation: str, batch_norm: bool,
+    name: str, reduction: float = 0.5, factorize: bool = False,
+) -> Any:
+    """GoogLeNet style: parallel 1x1, 3x3 and 5x5 convs (after 1x1 reductions) and a pooling branch.
+
+    Output widths are 1/4, 1/2, 1/8 and 1/8 of `filters`; the 3x3/5x5 inputs are first reduced by 1x1
+    convs to `reduction` times their output width. `factorize` replaces the 5x5 by two 3x3 (Inception
+    v2). The branches fix their own kernel sizes, so `kernel_size` does not apply.
+    """
+    f1, f3, f5 = max(8, filters // 4), max(8, filters // 2), max(8, filters // 8)
+    fp = max(8, filters - f1 - f3 - f5)
+    kw = {"activation": activation, "batch_norm": batch_norm}
+    b1 = conv_bn_act(x, f1, 1, name=f"{name}_1x1", **kw)
+    b3 = conv_bn_act(x, max(8, int(f3 * reduction)), 1, name=f"{name}_3x3_reduce", **kw)
+    b3 = conv_bn_act(b3, f3, 3, name=f"{name}_3x3", **kw)
+    b5 = conv_bn_act(x, max(8, int(f5 * reduction)), 1, name=f"{name}_5x5_reduce", **kw)
+    if factorize:
+        b5 = conv_bn_act(b5, f5, 3, name=f"{name}_5x5_a", **kw)
+        b5 = conv_bn_act(b5, f5, 3, name=f"{name}_5x5_b", **kw)
+    else:
+        b5 = conv_bn_act(b5, f5, 5, name=f"{name}_5x5", **kw)
+    bp = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
+    bp = conv_bn_act(bp, fp, 1, name=f"{name}_pool_proj", **kw)
+    return layers.Concatenate(name=f"{name}_concat")([b1, b3, b5, bp])
+
+
+@register_block("residual", options={"preact": False}, downsamples=True)
+def residual_block(
+    x: Any, filters: int, *, stride: int, kernel_size: int, activation: str, batch_norm: bool,
+    name: str, preact: bool = False,
+) -> Any:
+    """ResNet basic block: two k x k convs plus a shortcut, projected by a 1x1 conv when shape changes.
+
+    `preact` gives the pre-activation ordering of ResNet v2 (batch norm and activation before each conv).
+    """
+    in_filters = x.shape[-1]
+    needs_projection = stride != 1 or in_filters != filters
+    if preact:
+        pre = layers.BatchNormalization(name=f"{name}_pre_bn")(x) if batch_norm else x
+        pre = layers.Activation(activation, name=f"{name}_pre_act")(pre)
+        shortcut = (
+            layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj_conv")(pre)
+            if needs_projection
+            else x
+        )
+        y = conv_bn_act(
+            pre, filters, kernel_size, strides=stride, activation=activation, batch_norm=batch_norm,
+            name=f"{name}_1",
+        )
+        y = layers.Conv2D(
+            filters, kernel_size, padding="same", use_bias=False, kernel_initializer="he_normal",
+            name=f"{name}_2_conv",
+        )(y)
+        return layers.Add(name=f"{name}_add")([shortcut, y])
+
+    shortcut = x
+    if needs_projection:
+        shortcut = conv_bn_act(
+            x, filters, 1, strides=stride, activation=None, batch_norm=batch_norm, name=f"{name}_proj"
+        )
+    y = conv_bn_act(
+        x, filters, kernel_size, strides=stride, activation=activation, batch_norm=batch_norm,
+        name=f"{name}_1",
+    )
+    y = conv_bn_act(y, filters, kernel_size, activation=None, batch_norm=batch_norm, name=f"{name}_2")
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.Activation(activation, name=f"{name}_out")(y)
+

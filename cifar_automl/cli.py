@@ -1,0 +1,206 @@
+"""Command line: each command parses its flags, calls one library function and returns an exit code.
+
+Errors a user can cause end in one line on stderr and exit code 2; Ctrl-C ends with 130 after the
+study is left consistent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with a pointer to --help), not the whole usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _subset(text: str) -> float | int | None:
+    from .data import parse_subset
+
+    try:
+        return parse_subset(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="cifar10", choices=DATASETS, help="data set (default: %(default)s)")
+    g.add_argument(
+        "--data-dir",
+        help="local copy: cifar-10-python.tar.gz or its folder, IDX .gz files, or an image tree "
+        "(ROOT/train/<class>/*.jpg or ROOT/<class>/*.jpg; a .tar.gz of one works too)",
+    )
+    g.add_argument("--image-size", type=int, help="resize folder images to this size (default: most common)")
+    g.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/cifar-automl)")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Create or resume a study and run trials until it holds --trials finished trials."""
+    from .report import format_table, leaderboard, trials_frame
+    from .search import SearchReporter, SearchSettings, prepare, run_search
+
+    settings = SearchSettings(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+        subset=args.subset, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        trials=args.trials, epochs=args.epochs, timeout=args.timeout, seed=args.seed,
+        sampler=args.sampler, pruner=args.pruner, study_name=args.study_name, storage=args.storage,
+        studies_dir=args.studies_dir, cache_dir=args.cache_dir, mixed_precision=args.mixed_precision,
+    )
+    prepared = prepare(settings)
+    space, splits = prepared
+    info = splits.info
+    header = (
+        f"space '{space.name}' ({', '.join(space.block_choices)}) | {info['dataset']} "
+        f"{'x'.join(str(d) for d in info['image_shape'])}, {len(splits.class_names)} classes | "
+        f"train {info['n_train']}, val {info['n_val']} (test {info['n_test']} held out)"
+        + (f" | {info['skipped_files']} unreadable images skipped" if info.get("skipped_files") else "")
+    )
+    reporter = SearchReporter(quiet=args.quiet, header=header)
+    outcome = run_search(settings, prepared=prepared, reporter=reporter)
+    study = outcome.study
+    board = leaderboard(trials_frame(study), top=args.top)
+    print(format_table(board))
+    resume = "cifar-automl " + shlex.join(args.argv)
+    _say(
+        f"study '{study.study_name}': {outcome.finished}/{settings.trials} finished trials "
+        f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}"
+    )
+    if outcome.interrupted:
+        _say(f"interrupted: the study is saved; resume with: {resume}")
+        return EXIT_INTERRUPTED
+    if outcome.stopped_reason:
+        _say(f"stopped early: {outcome.stopped_reason}; resume with: {resume}")
+        return 1 if "failed" in outcome.stopped_reason else 0
+    _say(f"watch it live: optuna-dashboard {outcome.storage_url}")
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    """List the built-in search spaces, or print one as YAML."""
+    from .spaces import builtin_space_dir, list_spaces, load_space
+
+    if args.name:
+        space = load_space(args.name)
+        print(open(space.source).read(), end="")
+        return 0
+    for name in list_spaces():
+        space = load_space(name)
+        print(f"{name:<10} {', '.join(space.block_choices):<28} {space.description.splitlines()[0][:80]}")
+    print(f"\n(files in {builtin_space_dir()}; pass --space NAME or --space path/to/your.yaml)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"search": cmd_search, "spaces": cmd_spaces}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .search import PRUNERS, SAMPLERS, SearchSettings
+
+    d = SearchSettings()
+    parser = _Parser(prog="cifar-automl", description="AutoML search for Keras image classifiers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
+    p.add_argument("--space", default=d.space, help="built-in space name or path to a YAML file (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=d.trials, help="finished trials the study must hold (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="max epochs per trial (default: %(default)s)")
+    p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--subset", type=_subset, default=d.subset,
+                   help="images for train+val: a count or a fraction of the training pool, 1.0 = all (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="validation share of the subset (default: %(default)s)")
+    p.add_argument("--test-fraction", type=float, default=d.test_fraction,
+                   help="test share carved from the data when it has no test split (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for sampling, splits and training (default: %(default)s)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help="(default: %(default)s)")
+    p.add_argument("--pruner", choices=PRUNERS, default=d.pruner, help="per-epoch pruning on val accuracy (default: %(default)s)")
+    p.add_argument("--study-name", help="default: the space's name")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY_NAME.db)")
+    p.add_argument("--studies-dir", default=d.studies_dir, help="home of study databases and artifacts (default: %(default)s)")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute on a GPU (bfloat16 on a CPU)")
+    p.add_argument("--top", type=int, default=10, help="rows of the final table (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-trial lines")
+    _add_data_args(p)
+
+    p = sub.add_parser("spaces", help=cmd_spaces.__doc__, description=cmd_spaces.__doc__)
+    p.add_argument("name", nargs="?", help="print this space's YAML")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if not debug:
+        _import_tensorflow_quietly()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    _quiet_libraries(debug)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"cifar-automl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cifar-automl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # an unexpected error: one line, the traceback only on request
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"cifar-automl: unexpected {type(e).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (CUDA probing, oneDNN notice) kept off stderr.
+
+    Those lines are written before TensorFlow reads any log setting, so stderr is pointed at /dev/null
+    for the import only. `--debug` keeps them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _quiet_libraries(debug: bool) -> None:
+    import logging
+
+    import optuna
+
+    # each trial gets our own one-line summary; Optuna's per-trial logs would repeat it
+    optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Typed, JSON-serialisable configs: what a trial sampled, from which its model and training are rebuilt.
+
+A trial's `TrialConfig` is stored as a user attribute of the trial and saved next to every model, so
+`build_model(config.arch, ...)` and `fit(..., config.train, ...)` reproduce it without the search space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Network shape: stem, `stages` stages of `blocks_per_stage` blocks each, then a head."""
+
+    block: str = "plain"  # key in blocks.BLOCKS
+    stages: int = 3
+    blocks_per_stage: int = 1
+    base_filters: int = 32  # width of stage 1; stage i has base_filters * width_growth**i
+    width_growth: float = 2.0
+    kernel_size: int = 3
+    activation: str = "relu"
+    batch_norm: bool = True
+    conv_dropout: float = 0.0  # spatial dropout after each stage
+    pooling: str = "max"  # downsampling between stages for plain/inception: max | avg
+    head: str = "gap"  # gap (global average pooling) | flatten
+    dense_units: int = 0  # 0 = no hidden dense layer in the head
+    dense_dropout: float = 0.0
+    block_options: dict[str, Any] = field(default_factory=dict)  # block-specific choices
+
+    def stage_widths(self) -> list[int]:
+        """Channel width of each stage, rounded to a multiple of 8 (friendly to vector units)."""
+        return [_round8(self.base_filters * self.width_growth**i) for i in range(self.stages)]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a network is trained: optimizer, schedule, batch size, augmentation."""
+
+    optimizer: str = "adam"  # adam | adamw | sgd (nesterov momentum) | rmsprop
+    learning_rate: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # decoupled for adamw/sgd, L2-like for the others (Keras semantics)
+    momentum: float = 0.9  # sgd only
+    batch_size: int = 128
+    epochs: int = 10
+    lr_schedule: str = "cosine"  # constant | cosine | onecycle (warmup then cosine)
+    warmup_fraction: float = 0.2  # onecycle only: share of all steps spent warming up linearly
+    label_smoothing: float = 0.0
+    augment: str = "flip_shift"  # none | flip | flip_shift | flip_shift_rotate (see pipeline.AUGMENTATIONS)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    arch: ArchConfig
+    train: TrainConfig
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        return cls(
+            arch=_from_fields(ArchConfig, data.get("arch", {})),
+            train=_from_fields(TrainConfig, data.get("train", {})),
+            version=int(data.get("version", CONFIG_VERSION)),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace_train(self, **changes: Any) -> TrialConfig:
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
+
+def _from_fields(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def _round8(x: float) -> int:
+    return max(8, int(x / 8.0 + 0.5) * 8)  # half up: 36 -> 40

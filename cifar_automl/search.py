@@ -1,0 +1,537 @@
+"""The search: an Optuna study whose trials build, train and score Keras models.
+
+`run_search(settings)` creates or resumes a study (SQLite under `studies/` by default, any Optuna storage
+URL otherwise) and runs trials until the study holds `settings.trials` finished (complete or pruned)
+trials, so a rerun after a crash or Ctrl-C runs only the missing ones. Each trial reports validation
+accuracy per epoch (pruning and optuna-dashboard's learning curves) and stores its full config and
+measurements as user attributes.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from . import __version__
+from .config import TrialConfig
+from .data import Splits, load_dataset, make_splits
+from .errors import StudyError, UserError
+from .spaces import SearchSpace, load_space
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SAMPLERS = ("tpe", "random", "cmaes", "qmc")
+PRUNERS = ("hyperband", "asha", "median", "none")
+OBJECTIVE = "val_accuracy"
+MAX_CONSECUTIVE_FAILURES = 5  # stop a search whose trials keep failing instead of burning the budget
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything `cifar-automl search` accepts. Defaults suit a 2-core CPU; see README for a GPU."""
+
+    space: str = "all"
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    image_size: int | None = None
+    subset: float | int | None = 10000  # images for train+val: count, or fraction of the training pool
+    val_fraction: float = 0.2  # of the subset, stratified; 2,000 images score a trial to about +-1%
+    test_fraction: float = 0.2  # carved (fixed seed) when the data set has no official test split
+    trials: int = 20  # finished (complete + pruned) trials the study must hold
+    epochs: int = 10  # maximum epochs per trial (the pruner's maximum resource)
+    timeout: float | None = None  # seconds for this run; stops after the running trial
+    seed: int = 0
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    study_name: str | None = None  # default: the space's name
+    storage: str | None = None  # default: sqlite:///<studies_dir>/<study_name>.db
+    studies_dir: str = "studies"
+    cache_dir: str | None = None
+    mixed_precision: bool = False
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    storage_url: str
+    finished: int
+    interrupted: bool = False
+    stopped_reason: str | None = None
+    ran: int = 0  # trials started by this run
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- storage and study
+
+
+def default_storage_url(studies_dir: str | os.PathLike, study_name: str) -> str:
+    return f"sqlite:///{Path(studies_dir) / f'{study_name}.db'}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage, with heartbeats on databases so trials of dead workers get retried.
+
+    `*.log` paths or `journal:PATH` give Optuna's journal file storage (many processes, no server).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
+        path = Path(url.removeprefix("journal:"))
+        if not path.parent.is_dir():
+            raise StudyError(f"cannot open storage {url}: directory {path.parent} does not exist")
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        _check_writable_dir(path.parent)
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise StudyError(f"cannot open storage {url}: {path} is not readable and writable")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=60,  # seconds between a running trial's heartbeats
+                grace_period=180,  # a RUNNING trial silent this long is failed and re-queued
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+    except (SQLAlchemyError, ValueError, ImportError, RuntimeError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+
+
+def _check_writable_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StudyError(f"cannot create studies directory {directory}: {e.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StudyError(f"studies directory {directory} is not writable: pass --studies-dir or --storage")
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # multivariate + group: models the joint distribution and handles conditional parameters
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":  # CMA-ES for numbers, TPE for the categorical choices it cannot model
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.TPESampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(
+            seed=seed, scramble=True, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    raise UserError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"unknown pruner '{name}' (choose from {', '.join(PRUNERS)})")
+
+
+def study_identity(space: SearchSpace, splits: Splits, epochs: int) -> dict[str, Any]:
+    """What makes trials comparable: a study refuses to mix trials that differ in any of these."""
+    info = splits.info
+    return {
+        "space": space.name,
+        "space_fingerprint": space.fingerprint,
+        "dataset": info["dataset"],
+        "image_shape": list(info["image_shape"]),
+        "n_train": info["n_train"],
+        "n_val": info["n_val"],
+        "epochs": epochs,
+    }
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    storage_url: str,
+    study_name: str,
+    identity: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
+    """Create the study, or load it after checking it was made for the same space, data and epochs."""
+    try:
+        existing = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        if existing.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise StudyError(f"study '{study_name}' in {_redact(storage_url)} minimizes; it was not made by this tool")
+        stored = existing.user_attrs.get("identity")
+        if stored is None:
+            raise StudyError(
+                f"study '{study_name}' in {_redact(storage_url)} was not made by cifar-automl: pass another --study-name"
+            )
+        for key, value in identity.items():
+            if stored.get(key) != value:
+                flag = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs"}.get(
+                    key, "--dataset/--subset/--val-fraction"
+                )
+                raise StudyError(
+                    f"study '{study_name}' was created with {key}={stored.get(key)!r}, not {value!r}: "
+                    f"rerun with the same {flag}, or pass a new --study-name"
+                )
+        return existing
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+        direction="maximize", load_if_exists=True,
+    )
+    study.set_user_attr("identity", identity)
+    study.set_user_attr("cifar_automl_version", __version__)
+    return study
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+class Objective:
+    """Trains one sampled model per trial; everything it measures goes into the trial's user attrs."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        splits: Splits,
+        epochs: int,
+        seed: int,
+        on_epoch: Callable[[int, int, dict], None] | None = None,
+    ) -> None:
+        self.space = space
+        self.splits = splits
+        self.epochs = epochs
+        self.seed = seed
+        self.on_epoch = on_epoch
+        self.last_number: int | None = None
+        x = splits.x_train.astype(np.float32) / 255.0
+        axes = tuple(range(x.ndim - 1))
+        self.mean = x.mean(axis=axes).tolist()
+        self.std = np.maximum(x.std(axis=axes), 1e-3).tolist()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import keras
+        import tensorflow as tf
+        from optuna_integration.keras import KerasPruningCallback
+
+        from .models import build_model, estimate_flops
+        from .train import EpochRecorder, fit
+
+        self.last_number = trial.number
+        cfg = self.space.sample(trial, self.epochs)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("cifar_automl_version", __version__)
+        trial.set_user_attr("normalization", {"mean": self.mean, "std": self.std})
+        s = self.splits
+        keras.utils.set_random_seed(self.seed + trial.number)
+        recorder = EpochRecorder(len(s.x_train))
+        try:
+            model = build_model(
+                cfg.arch, s.x_train.shape[1:], len(s.class_names), mean=self.mean, std=self.std
+            )
+            trial.set_user_attr("params", int(model.count_params()))
+            trial.set_user_attr("flops", estimate_flops(model))
+            callbacks: list[keras.callbacks.Callback] = [KerasPruningCallback(trial, OBJECTIVE)]
+            if self.on_epoch is not None:
+                callbacks.append(_EpochHook(trial.number, self.epochs, self.on_epoch))
+            fit(
+                model, s.x_train, s.y_train, cfg.train, validation=(s.x_val, s.y_val),
+                callbacks=callbacks, recorder=recorder, seed=self.seed + trial.number,
+            )
+        except optuna.TrialPruned:
+            _record(trial, recorder)
+            raise
+        except KeyboardInterrupt:
+            _record(trial, recorder)
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+            _record(trial, recorder)
+            trial.set_user_attr("fail_reason", f"out of memory: {str(e).splitlines()[0][:200]}")
+            return float("nan")
+        finally:
+            keras.backend.clear_session(free_memory=True)
+            gc.collect()
+        result = _record(trial, recorder)
+        if result.nan_epoch is not None:
+            trial.set_user_attr("fail_reason", f"loss became NaN at epoch {result.nan_epoch + 1}")
+            return float("nan")  # Optuna marks the trial FAIL; the search goes on
+        best, _ = result.best(OBJECTIVE)
+        return best
+
+
+class _EpochHook:
+    """Adapter from Keras' on_epoch_end to a plain function (progress display)."""
+
+    def __new__(cls, number: int, epochs: int, fn: Callable[[int, int, dict], None]) -> Any:
+        import keras
+
+        class Hook(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                fn(number, epoch + 1, logs or {})
+
+        return Hook()
+
+
+def _record(trial: optuna.Trial, recorder: Any) -> Any:
+    """Store the curves and timings of the epochs that ran as user attributes."""
+    r = recorder.result
+    trial.set_user_attr("history", {k: [round(v, 6) for v in vs] for k, vs in r.history.items()})
+    trial.set_user_attr("epoch_seconds", [round(t, 3) for t in r.epoch_seconds])
+    trial.set_user_attr("train_seconds", [round(t, 3) for t in r.train_seconds])
+    trial.set_user_attr("epochs_run", r.epochs_run)
+    trial.set_user_attr("images_per_second", round(r.images_per_second, 1))
+    if r.epochs_run:
+        best, epoch = r.best(OBJECTIVE)
+        if not math.isnan(best):
+            trial.set_user_attr("val_accuracy", best)
+            trial.set_user_attr("best_epoch", epoch + 1)
+            trial.set_user_attr("val_loss", r.history["val_loss"][epoch])
+    return r
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def requeue_interrupted(study: optuna.Study) -> int:
+    """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    count = 0
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("fail_reason") == "interrupted"
+            and t.number not in retried
+        ):
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            count += 1
+    return count
+
+
+def prepare(settings: SearchSettings) -> tuple[SearchSpace, Splits]:
+    """Validate settings, load the space and the data (no storage touched yet)."""
+    if settings.trials < 1:
+        raise UserError(f"--trials must be at least 1, not {settings.trials}")
+    if settings.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, not {settings.epochs}")
+    if settings.timeout is not None and settings.timeout <= 0:
+        raise UserError(f"--timeout must be positive, not {settings.timeout}")
+    if not 0 < settings.val_fraction < 1:
+        raise UserError(f"--val-fraction must be between 0 and 1, not {settings.val_fraction}")
+    if settings.sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler '{settings.sampler}' (choose from {', '.join(SAMPLERS)})")
+    if settings.pruner not in PRUNERS:
+        raise UserError(f"unknown pruner '{settings.pruner}' (choose from {', '.join(PRUNERS)})")
+    space = load_space(settings.space)
+    ds = load_dataset(
+        settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size,
+        cache_dir=settings.cache_dir,
+    )
+    splits = make_splits(
+        ds, val_fraction=settings.val_fraction, subset=settings.subset, seed=settings.seed,
+        test_fraction=settings.test_fraction,
+    )
+    return space, splits
+
+
+def run_search(
+    settings: SearchSettings,
+    *,
+    prepared: tuple[SearchSpace, Splits] | None = None,
+    reporter: SearchReporter | None = None,
+) -> SearchOutcome:
+    """Create or resume the study and run trials until it holds `settings.trials` finished trials."""
+    space, splits = prepared or prepare(settings)
+    study_name = settings.study_name or space.name
+    storage_url = settings.storage or default_storage_url(settings.studies_dir, study_name)
+    storage = open_storage(storage_url)
+    identity = study_identity(space, splits, settings.epochs)
+    n_existing = _count_all(storage, study_name)
+    # a resumed study gets a fresh sampler seed, so it does not replay the random start-up trials
+    sampler = make_sampler(settings.sampler, settings.seed + n_existing)
+    pruner = make_pruner(settings.pruner, settings.epochs)
+    study = open_study(storage, storage_url, study_name, identity, sampler, pruner)
+    study.set_user_attr("data", splits.info)
+    study.set_user_attr("space_definition", space.to_dict())
+    from .runtime import configure_devices
+
+    outcome = SearchOutcome(study=study, storage_url=storage_url, finished=count_finished(study))
+    outcome.notes.append(configure_devices(settings.mixed_precision))
+    requeued = requeue_interrupted(study)
+    if requeued:
+        outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
+    reporter = reporter or SearchReporter(quiet=True)
+    objective = Objective(space, splits, settings.epochs, settings.seed, on_epoch=reporter.epoch)
+    start = time.monotonic()
+    deadline = start + settings.timeout if settings.timeout else None
+    failures = 0
+    reporter.start(study, settings.trials, outcome.finished, outcome.notes)
+    with _sigterm_as_interrupt():
+        try:
+            while True:
+                outcome.finished = count_finished(study)
+                if outcome.finished >= settings.trials:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    outcome.stopped_reason = f"--timeout {settings.timeout:g}s reached"
+                    break
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    outcome.stopped_reason = f"{failures} trials in a row failed"
+                    break
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(objective, n_trials=1)
+                outcome.ran += 1
+                number = objective.last_number
+                last = study.get_trials(deepcopy=False)[number] if number is not None else None
+                failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
+                reporter.trial(study, last)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+    outcome.finished = count_finished(study)
+    outcome.seconds = time.monotonic() - start
+    reporter.close()
+    return outcome
+
+
+def _count_all(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+class _sigterm_as_interrupt:
+    """Treat SIGTERM (cluster pre-emption, `kill`) like Ctrl-C: stop cleanly after marking the trial."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handler)
+        except ValueError:  # not in the main thread
+            pass
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    @staticmethod
+    def _handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class SearchReporter:
+    """Progress bar over finished trials (best so far, ETA) and one line per trial."""
+
+    def __init__(self, quiet: bool = False, stream: Any = None, header: str = "") -> None:
+        self.quiet = quiet
+        self.header = header
+        self.stream = stream or sys.stderr
+        self.bar: Any = None
+
+    def start(self, study: optuna.Study, total: int, finished: int, notes: list[str]) -> None:
+        """Called once the study is open: the header goes out only when the search really starts."""
+        for line in [self.header, *notes]:
+            if line:
+                print(line, file=self.stream)
+        if self.quiet:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=total, initial=finished, desc=f"search {study.study_name}", unit="trial",
+            file=self.stream, dynamic_ncols=True,
+        )
+        self._set_best(study)
+
+    def epoch(self, number: int, epoch: int, logs: dict) -> None:
+        if self.bar is not None:
+            acc = logs.get(OBJECTIVE, float("nan"))
+            self.bar.set_postfix_str(f"{self._best} | trial {number} epoch {epoch} val_acc {acc:.4f}")
+
+    def trial(self, study: optuna.Study, t: optuna.trial.FrozenTrial | None) -> None:
+        if t is None or self.quiet:
+            return
+        self.bar.write(describe_trial(t), file=self.stream)
+        self.bar.n = count_finished(study)
+        self._set_best(study)
+
+    def _set_best(self, study: optuna.Study) -> None:
+        try:
+            best = study.best_trial
+            self._best = f"best {best.value:.4f} (#{best.number})"
+        except ValueError:
+            self._best = "best -"
+        self.bar.set_postfix_str(self._best)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def describe_trial(t: optuna.trial.FrozenTrial) -> str:
+    """One line: number, outcome, score, the main choices, epochs and time."""
+    ua = t.user_attrs
+    cfg = TrialConfig.from_dict(ua["config"]) if "config" in ua else None
+    state = {TrialState.COMPLETE: "done", TrialState.PRUNED: "pruned", TrialState.FAIL: "FAILED"}.get(
+        t.state, t.state.name.lower()
+    )
+    acc = ua.get("val_accuracy")
+    score = f"val_acc {acc:.4f}" if acc is not None else "val_acc  -    "
+    what = ""
+    if cfg is not None:
+        a, tr = cfg.arch, cfg.train
+        what = (
+            f"{a.block} {a.stages}x{a.blocks_per_stage} w{a.base_filters} k{a.kernel_size} {a.activation}"
+            f" | {tr.optimizer} lr {tr.learning_rate:.1e} bs {tr.batch_size} aug {tr.augment}"
+        )
+    secs = sum(ua.get("epoch_seconds", []))
+    extra = f" ({ua['fail_reason']})" if "fail_reason" in ua else ""
+    return (
+        f"trial {t.number:>3} {state:<6} {score} | {what} | {ua.get('epochs_run', 0)} ep "
+        f"{secs:5.1f}s{extra}"
+    )

@@ -1,0 +1,153 @@
+"""Training: `fit(model, data, train_cfg, callbacks)`. Knows Keras and tf.data, not Optuna.
+
+The caller passes any extra callbacks (a pruning callback, early stopping); an `EpochRecorder` keeps the
+per-epoch curves and timings, so a caller still has them when a callback stops training with an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from .config import TrainConfig
+from .pipeline import make_dataset
+
+EVAL_BATCH_SIZE = 512  # evaluation holds no gradients, so larger batches are cheap and faster
+
+
+@dataclass
+class FitResult:
+    history: dict[str, list[float]] = field(default_factory=dict)  # loss, accuracy, val_loss, ...
+    epoch_seconds: list[float] = field(default_factory=list)  # wall time per epoch, validation included
+    train_seconds: list[float] = field(default_factory=list)  # wall time per epoch in training steps only
+    train_images: int = 0  # images per epoch
+    nan_epoch: int | None = None  # first epoch (0-based) whose loss was NaN or infinite
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.epoch_seconds)
+
+    @property
+    def images_per_second(self) -> float:
+        total = sum(self.train_seconds)
+        return self.train_images * len(self.train_seconds) / total if total > 0 else 0.0
+
+    def best(self, metric: str = "val_accuracy") -> tuple[float, int]:
+        """Best value of `metric` (max) and its epoch, ignoring NaN."""
+        values = np.array(self.history.get(metric, []), dtype=float)
+        if values.size == 0 or np.all(np.isnan(values)):
+            return float("nan"), -1
+        epoch = int(np.nanargmax(values))
+        return float(values[epoch]), epoch
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Records metrics and wall times of every epoch; flags a NaN loss and stops training on it."""
+
+    def __init__(self, train_images: int) -> None:
+        super().__init__()
+        self.result = FitResult(train_images=train_images)
+        self._epoch_start = 0.0
+        self._train_end: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if self._train_end is None:
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        self.result.epoch_seconds.append(now - self._epoch_start)
+        self.result.train_seconds.append((self._train_end or now) - self._epoch_start)
+        for key, value in (logs or {}).items():
+            self.result.history.setdefault(key, []).append(float(value))
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss) and self.result.nan_epoch is None:
+            self.result.nan_epoch = epoch
+            self.model.stop_training = True
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch`."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    lr: Any = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total)
+    elif cfg.lr_schedule == "onecycle":
+        warmup = min(total - 1, max(1, int(round(cfg.warmup_fraction * total))))
+        lr = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate / 10, decay_steps=total - warmup,
+            warmup_target=cfg.learning_rate, warmup_steps=warmup,
+        )
+    elif cfg.lr_schedule != "constant":
+        raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
+    wd = cfg.weight_decay or None
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+    if cfg.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr, weight_decay=wd)
+    raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    model.compile(
+        optimizer=make_optimizer(cfg, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+
+def fit(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    recorder: EpochRecorder | None = None,
+    seed: int = 0,
+    verbose: int | str = 0,
+) -> FitResult:
+    """Compile and train `model` as `cfg` says; returns the per-epoch record.
+
+    Exceptions raised by callbacks (such as a pruning callback) propagate; pass your own `recorder`
+    to keep the epochs recorded before them.
+    """
+    num_classes = int(model.output.shape[-1])
+    steps = math.ceil(len(x_train) / cfg.batch_size)
+    compile_model(model, cfg, steps)
+    train_ds = make_dataset(
+        x_train, y_train, num_classes, cfg.batch_size, training=True, augment=cfg.augment, seed=seed
+    )
+    val_ds = None
+    if validation is not None:
+        val_ds = make_dataset(*validation, num_classes, EVAL_BATCH_SIZE, training=False)
+    recorder = recorder or EpochRecorder(len(x_train))
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        callbacks=[recorder, *callbacks],
+        shuffle=False,  # the dataset shuffles itself each epoch
+        verbose=verbose,
+    )
+    return recorder.result
+
+
+def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Loss and accuracy on arrays, without augmentation."""
+    ds = make_dataset(x, y, int(model.output.shape[-1]), EVAL_BATCH_SIZE, training=False)
+    return {k: float(v) for k, v in model.evaluate(ds, verbose=0, return_dict=True).items()}

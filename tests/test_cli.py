@@ -1,0 +1,131 @@
+"""The command line: bad input is one line and exit code 2; a real run end to end; Ctrl-C and resume."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from cifar_automl.cli import main
+
+from .helpers import write_image_tree
+
+
+@pytest.fixture(scope="module")
+def image_tree(tmp_path_factory):
+    return write_image_tree(tmp_path_factory.mktemp("data") / "tree", n_per_class=20, size=8)
+
+
+def _search_args(tree, studies, *extra, space="tiny"):
+    return ["search", "--space", space, "--dataset", "folder", "--data-dir", str(tree),
+            "--studies-dir", str(studies), "--cache-dir", str(Path(studies).parent / "cache"),
+            "--subset", "1.0", "--quiet", *extra]
+
+
+def _run(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's own errors
+        return e.code
+
+
+def _one_error_line(capsys, code, pattern):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert pattern in err[0], err[0]
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["search", "--space", "nope"], "unknown search space 'nope'"),
+        (["search", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+        (["search", "--trials", "0", "--space", "tiny"], "--trials must be at least 1"),
+        (["search", "--trials", "-3", "--space", "tiny"], "--trials must be at least 1"),
+        (["search", "--subset", "many"], "subset"),
+        (["search", "--sampler", "grid"], "invalid choice: 'grid'"),
+        (["search", "--space", "tiny", "--dataset", "folder"], "needs --data-dir"),
+        (["search", "--space", "tiny", "--dataset", "folder", "--data-dir", "/no/such/dir"], "not found"),
+        (["search", "--bogus-flag"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, pattern):
+    _one_error_line(capsys, _run(argv), pattern)
+
+
+def test_corrupt_data_dir_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad" / "train" / "cat"
+    bad.mkdir(parents=True)
+    (bad / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "bad" / "train" / "dog").mkdir()
+    (tmp_path / "bad" / "train" / "dog" / "b.png").write_bytes(b"\x89PNG broken")
+    _one_error_line(capsys, _run(_search_args(tmp_path / "bad", tmp_path / "studies")), "image")
+    assert not (tmp_path / "studies").exists()
+
+
+def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsys, image_tree):
+    studies = tmp_path / "studies"
+    assert _run(_search_args(image_tree, studies, "--trials", "2", "--epochs", "2")) == 0
+    captured = capsys.readouterr()
+    assert "2/2 finished trials" in captured.err and "optuna-dashboard sqlite:///" in captured.err
+    assert "val_accuracy" in captured.out  # the final table
+    db = studies / "tiny.db"
+    snapshot = db.read_bytes()
+
+    # the same study name with another space, another epoch budget, an unwritable place
+    code = _run(_search_args(image_tree, studies, "--trials", "3", "--epochs", "2", "--study-name", "tiny",
+                             space="plain"))
+    _one_error_line(capsys, code, "study 'tiny' was created with space")
+    code = _run(_search_args(image_tree, studies, "--trials", "3", "--epochs", "4"))
+    _one_error_line(capsys, code, "created with epochs=2, not 4")
+    code = _run(_search_args(image_tree, studies, "--storage", "postgresql://u:pw@127.0.0.1:1/db"))
+    _one_error_line(capsys, code, "cannot open storage postgresql://u:***@127.0.0.1:1/db")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = _run(_search_args(image_tree, blocker / "studies", "--trials", "1"))
+    _one_error_line(capsys, code, "cannot create studies directory")
+    assert db.read_bytes() == snapshot
+
+
+def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_tree):
+    studies = tmp_path / "studies"
+    cmd = [sys.executable, "-m", "cifar_automl.cli", *_search_args(image_tree, studies, "--trials", "4", "--epochs", "3")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    db = studies / "tiny.db"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # wait for one finished trial
+        if db.exists() and _count(db, "COMPLETE", "PRUNED") >= 1 and _count(db, "RUNNING") == 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: cifar-automl search" in err and "Traceback" not in err
+    assert _count(db, "RUNNING") == 0
+    done_before = _count(db, "COMPLETE", "PRUNED")
+    assert 1 <= done_before < 4
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) == 4
+    assert f"({4 - done_before} run now" in again.stderr
+
+
+def _count(db: Path, *states: str) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            marks = ",".join("?" * len(states))
+            return conn.execute(f"SELECT COUNT(*) FROM trials WHERE state IN ({marks})", states).fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0

@@ -1,0 +1,124 @@
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cifar_automl import search as search_mod
+from cifar_automl.errors import StudyError, UserError
+from cifar_automl.search import SearchSettings, count_finished, open_storage, run_search
+from cifar_automl.spaces import load_space
+
+from .helpers import synthetic_splits
+
+SPLITS = synthetic_splits(n_per_class=30, size=8)
+
+
+def _settings(tmp_path, **kw):
+    base = dict(space="tiny", trials=3, epochs=2, studies_dir=str(tmp_path / "studies"), seed=0)
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+def _run(settings, space=None, **kw):
+    return run_search(settings, prepared=(space or load_space(settings.space), SPLITS), **kw)
+
+
+def test_search_stores_trials_with_curves_and_attributes(tmp_path):
+    outcome = _run(_settings(tmp_path, trials=4, epochs=3))
+    study = outcome.study
+    assert outcome.finished == 4 == count_finished(study)
+    assert (tmp_path / "studies" / "tiny.db").exists()
+    assert study.user_attrs["identity"]["space"] == "tiny"
+    assert study.user_attrs["data"]["n_train"] == len(SPLITS.x_train)
+    for t in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        ua = t.user_attrs
+        assert set(ua) >= {"config", "params", "flops", "epoch_seconds", "history", "val_accuracy",
+                           "val_loss", "cifar_automl_version", "images_per_second", "normalization"}
+        assert len(t.intermediate_values) == ua["epochs_run"] == len(ua["epoch_seconds"])
+        assert list(t.intermediate_values.values()) == pytest.approx(ua["history"]["val_accuracy"], abs=1e-6)
+        if t.state == TrialState.COMPLETE:
+            assert t.value == ua["val_accuracy"] == pytest.approx(max(ua["history"]["val_accuracy"]), abs=1e-6)
+        assert ua["config"]["train"]["epochs"] == 3
+
+
+def test_rerun_only_runs_the_missing_trials(tmp_path):
+    first = _run(_settings(tmp_path, trials=2))
+    assert first.ran == 2
+    again = _run(_settings(tmp_path, trials=2))
+    assert again.ran == 0 and again.finished == 2
+    more = _run(_settings(tmp_path, trials=3))
+    assert more.ran == 1 and more.finished == 3
+
+
+def test_a_study_made_with_another_space_or_epochs_is_refused_untouched(tmp_path):
+    _run(_settings(tmp_path, trials=1))
+    url = f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
+    before = len(optuna.load_study(study_name="tiny", storage=url).trials)
+    with pytest.raises(StudyError, match="created with epochs=2, not 5"):
+        _run(_settings(tmp_path, trials=2, epochs=5))
+    with pytest.raises(StudyError, match="space"):
+        _run(_settings(tmp_path, trials=2, study_name="tiny", space="plain"))
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == before
+
+
+def test_ctrl_c_marks_the_trial_and_the_rerun_retries_its_parameters(tmp_path):
+    class Interrupting(search_mod.SearchReporter):
+        def epoch(self, number, epoch, logs):
+            if number == 1:
+                raise KeyboardInterrupt
+
+    outcome = _run(_settings(tmp_path, trials=3), reporter=Interrupting(quiet=True))
+    assert outcome.interrupted and outcome.finished == 1
+    study = outcome.study
+    failed = study.trials[1]
+    assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "interrupted"
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+    resumed = _run(_settings(tmp_path, trials=3))
+    assert resumed.finished == 3 and resumed.ran == 2
+    retry = [t for t in resumed.study.trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == failed.params
+
+
+def test_a_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(tmp_path, monkeypatch):
+    from cifar_automl import train
+
+    original = train.EpochRecorder.on_epoch_end
+
+    def poisoned(self, epoch, logs=None):
+        if getattr(self, "_poison", None) is None:
+            self._poison = poisoned.calls == 0
+            poisoned.calls += 1
+        logs = dict(logs or {})
+        if self._poison:
+            logs["loss"] = float("nan")
+        original(self, epoch, logs)
+
+    poisoned.calls = 0
+    monkeypatch.setattr(train.EpochRecorder, "on_epoch_end", poisoned)
+    outcome = _run(_settings(tmp_path, trials=2))
+    trials = outcome.study.trials
+    assert trials[0].state == TrialState.FAIL
+    assert trials[0].user_attrs["fail_reason"] == "loss became NaN at epoch 1"
+    assert outcome.finished == 2
+
+
+def test_bad_settings_and_storage_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="--trials must be at least 1"):
+        search_mod.prepare(_settings(tmp_path, trials=0))
+    with pytest.raises(UserError, match="--epochs"):
+        search_mod.prepare(_settings(tmp_path, epochs=-1))
+    with pytest.raises(StudyError, match="cannot open storage"):
+        open_storage("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(StudyError, match="nobody:\\*\\*\\*@"):
+        open_storage("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(StudyError, match="cannot open storage"):
+        open_storage("notadb://x")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StudyError, match="cannot create studies directory"):
+        open_storage(f"sqlite:///{blocker / 'sub' / 'x.db'}")
+
+
+def test_journal_storage_works_for_one_file(tmp_path):
+    outcome = _run(_settings(tmp_path, trials=1, storage=str(tmp_path / "study.log")))
+    assert outcome.finished == 1 and (tmp_path / "study.log").exists()

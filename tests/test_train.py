@@ -1,0 +1,64 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_automl.config import ArchConfig, TrainConfig
+from cifar_automl.models import build_model
+from cifar_automl.train import EpochRecorder, evaluate, fit, make_optimizer
+
+from .helpers import synthetic_splits
+
+
+def test_fit_learns_the_synthetic_task_and_records_every_epoch():
+    s = synthetic_splits()
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, augment="flip")
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val), seed=0)
+    assert result.epochs_run == 4
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 4 for v in result.history.values())
+    assert all(t > 0 for t in result.epoch_seconds)
+    assert all(tr <= ep for tr, ep in zip(result.train_seconds, result.epoch_seconds))
+    assert result.images_per_second > 0
+    best, epoch = result.best("val_accuracy")
+    assert best >= 0.8 and 0 <= epoch < 4  # three colour classes are easy
+    assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
+
+
+def test_recorder_flags_a_nan_loss_and_stops_training():
+    rec = EpochRecorder(train_images=10)
+    rec.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    rec.on_epoch_begin(0)
+    rec.on_epoch_end(0, {"loss": 1.0})
+    rec.on_epoch_begin(1)
+    rec.on_epoch_end(1, {"loss": float("nan")})
+    assert rec.result.nan_epoch == 1 and rec.model.stop_training
+    assert math.isnan(rec.result.history["loss"][1])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_optimizers_and_schedules(optimizer, schedule):
+    cfg = TrainConfig(optimizer=optimizer, lr_schedule=schedule, learning_rate=0.1, epochs=10,
+                      weight_decay=1e-4)
+    opt = make_optimizer(cfg, steps_per_epoch=10)
+    lr = opt.learning_rate if schedule == "constant" else None
+    if schedule == "cosine":
+        sched = opt._learning_rate
+        assert float(sched(0)) == pytest.approx(0.1) and float(sched(100)) == pytest.approx(0.0, abs=1e-6)
+    if schedule == "onecycle":
+        sched = opt._learning_rate
+        assert float(sched(0)) == pytest.approx(0.01)  # starts at a tenth of the peak
+        assert float(sched(20)) == pytest.approx(0.1)  # peak after the warm-up (20% of 100 steps)
+        assert float(sched(100)) == pytest.approx(0.0, abs=1e-6)
+    if lr is not None:
+        assert float(lr) == pytest.approx(0.1)
+    if optimizer == "sgd":
+        assert opt.nesterov and opt.momentum == pytest.approx(0.9)
+
+
+def test_unknown_optimizer_is_an_error():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer(TrainConfig(optimizer="lion"), 10)
