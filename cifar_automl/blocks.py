@@ -27,6 +27,10 @@ class BlockType:
 
 BLOCKS: dict[str, BlockType] = {}
 
+# Keras' default batch-norm momentum (0.99) needs thousands of steps before its moving statistics are
+# usable for evaluation; search trials are a few hundred steps long, so use PyTorch's 0.9 equivalent.
+BN_MOMENTUM = 0.9
+
 
 def register_block(name: str, *, options: dict[str, Any] | None = None, downsamples: bool = False):
     """Register `fn(x, filters, *, stride, kernel_size, activation, batch_norm, name, **options)`."""
@@ -69,7 +73,7 @@ def conv_bn_act(
         name=f"{name}_conv",
     )(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_act")(x)
     return x
@@ -128,7 +132,7 @@ def residual_block(
     in_filters = x.shape[-1]
     needs_projection = stride != 1 or in_filters != filters
     if preact:
-        pre = layers.BatchNormalization(name=f"{name}_pre_bn")(x) if batch_norm else x
+        pre = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pre_bn")(x) if batch_norm else x
         pre = layers.Activation(activation, name=f"{name}_pre_act")(pre)
         shortcut = (
             layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj_conv")(pre)

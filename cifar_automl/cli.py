@@ -51,7 +51,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Create or resume a study and run trials until it holds --trials finished trials."""
-    from .report import format_table, leaderboard, trials_frame
+    from .report import TERMINAL_COLUMNS, format_table, leaderboard, trials_frame
     from .search import SearchReporter, SearchSettings, prepare, run_search
 
     settings = SearchSettings(
@@ -73,7 +73,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     reporter = SearchReporter(quiet=args.quiet, header=header)
     outcome = run_search(settings, prepared=prepared, reporter=reporter)
     study = outcome.study
-    board = leaderboard(trials_frame(study), top=args.top)
+    board = leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)
     print(format_table(board))
     resume = "cifar-automl " + shlex.join(args.argv)
     _say(
@@ -105,7 +105,80 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"search": cmd_search, "spaces": cmd_spaces}
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Retrain the best trial (or --trial N, or the --top K) on all training data and test it."""
+    from .retrain import RetrainSettings, retrain
+
+    results = retrain(RetrainSettings(
+        study_name=args.study_name, storage=args.storage, studies_dir=args.studies_dir, trial=args.trial,
+        top=args.top, epochs=args.epochs, seed=args.seed, early_stopping=args.early_stopping,
+        patience=args.patience, val_fraction=args.val_fraction, data_dir=args.data_dir,
+        cache_dir=args.cache_dir, tta_flip=args.tta_flip, overwrite=args.overwrite, progress=not args.quiet,
+    ))
+    for r in results:
+        m = r.metrics
+        print(
+            f"trial {r.trial}: test accuracy {m['accuracy']:.4f} (search val {m['val_accuracy_search']:.4f}), "
+            f"loss {m['loss']:.4f}, macro F1 {m['macro_f1']:.4f}, {m['epochs']} epochs in "
+            f"{m['train_minutes']:.1f} min, {m['latency_ms_batch1']:.2f} ms/image -> {r.out_dir}"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a retrained model as .keras, SavedModel, TFLite or ONNX (preprocessing included)."""
+    from pathlib import Path
+
+    from .export import FORMATS, export_model
+    from .retrain import MODEL_FILE, retrain_dir
+
+    if args.model:
+        model_path = Path(args.model)
+    else:
+        if not args.study_name:
+            raise UserError("pass --study-name (with --trial) or --model PATH")
+        trial = args.trial if args.trial is not None else _best_retrained(args)
+        model_path = retrain_dir(args.studies_dir, args.study_name, trial) / MODEL_FILE
+        if not model_path.is_file():
+            raise UserError(f"trial {trial} has not been retrained (no {model_path}): run cifar-automl retrain first")
+    written = []
+    for fmt in args.format:
+        out = Path(args.out) if args.out and len(args.format) == 1 else (
+            Path(args.out or model_path.parent / "export") / f"model{FORMATS[fmt]}")
+        written.append(export_model(model_path, fmt, out, overwrite=args.overwrite))
+        print(f"{fmt}: {written[-1]}")
+    return 0
+
+
+def _best_retrained(args: argparse.Namespace) -> int:
+    from .search import load_existing_study
+
+    study, _ = load_existing_study(args.study_name, args.storage, args.studies_dir)
+    done = {int(k.split(":", 1)[1]): v for k, v in study.user_attrs.items() if k.startswith("retrain:")}
+    if not done:
+        raise UserError(f"no trial of study '{args.study_name}' has been retrained: run cifar-automl retrain first")
+    return max(done, key=lambda n: done[n]["accuracy"])
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify images (files or folders) with a saved model: top-k classes with probabilities."""
+    from .predict import predict_files
+
+    results = predict_files(args.model, args.images, top_k=args.top_k)
+    if not results:
+        raise UserError("no images found in the given paths")
+    for r in results:
+        if r.error:
+            print(f"cifar-automl: error: {r.error}", file=sys.stderr)
+        else:
+            print(f"{r.path}: " + ", ".join(f"{name} {p:.3f}" for name, p in r.top or []))
+    return EXIT_USAGE if any(r.error for r in results) else 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "search": cmd_search, "spaces": cmd_spaces, "retrain": cmd_retrain, "export": cmd_export,
+    "predict": cmd_predict,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +213,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("spaces", help=cmd_spaces.__doc__, description=cmd_spaces.__doc__)
     p.add_argument("name", nargs="?", help="print this space's YAML")
+
+    from .export import FORMATS
+    from .retrain import EPOCH_MULTIPLIER, RetrainSettings
+
+    r = RetrainSettings(study_name="")
+    p = sub.add_parser("retrain", help=cmd_retrain.__doc__, description=cmd_retrain.__doc__)
+    _add_study_args(p)
+    p.add_argument("--trial", type=int, help="trial number (default: the best)")
+    p.add_argument("--top", type=int, default=r.top, help="retrain the top K trials (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help=f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
+    p.add_argument("--seed", type=int, default=r.seed)
+    p.add_argument("--early-stopping", action="store_true",
+                   help="keep --val-fraction aside, stop when val accuracy stalls, restore the best weights")
+    p.add_argument("--patience", type=int, default=r.patience, help="epochs without improvement (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=r.val_fraction, help="(default: %(default)s)")
+    p.add_argument("--data-dir", help="where the study's data is now, if it moved since the search")
+    p.add_argument("--cache-dir")
+    p.add_argument("--tta-flip", action="store_true", help="average test predictions with flipped images")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the same trial")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
+    _add_study_args(p, required=False)
+    p.add_argument("--trial", type=int, help="retrained trial (default: the best retrained one)")
+    p.add_argument("--model", help="a .keras file to export instead of a study's retrained model")
+    p.add_argument("--format", nargs="+", choices=list(FORMATS), default=["keras"], help="(default: keras)")
+    p.add_argument("--out", help="output path (one format) or folder (default: <retrain dir>/export/)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("predict", help=cmd_predict.__doc__, description=cmd_predict.__doc__)
+    p.add_argument("model", help="a .keras file or a retrain folder (class names from its config.json)")
+    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("--top-k", type=int, default=3, help="(default: %(default)s)")
     return parser
+
+
+def _add_study_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--study-name", required=required, help="the study (search's default: the space name)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY_NAME.db)")
+    p.add_argument("--studies-dir", default="studies", help="(default: %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

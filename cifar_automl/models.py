@@ -2,7 +2,7 @@
 
 stem -> stages of increasing width (each `blocks_per_stage` blocks of the chosen type, downsampling
 between stages) -> head (global average pooling or flatten, optional dense layer, dropout, softmax).
-Preprocessing (scaling to [0, 1] and per-channel normalisation) is part of the model, so a raw image
+Preprocessing (scaling and per-channel normalisation) is part of the model, so a raw image
 with pixel values 0..255 goes in and class probabilities come out, also after export.
 """
 
@@ -34,13 +34,16 @@ def build_model(
     height, width, channels = (int(d) for d in input_shape)
 
     inputs = keras.Input(shape=(height, width, channels), name="image")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     if mean is not None and std is not None:
-        x = layers.Normalization(
-            mean=[float(m) for m in mean],
-            variance=[float(s) ** 2 for s in std],
+        # (pixel / 255 - mean) / std as one per-channel scale and offset: plain constants, which every
+        # exporter (SavedModel, TFLite, ONNX) freezes into the graph
+        x = layers.Rescaling(
+            scale=[1.0 / (255.0 * float(s)) for s in std],
+            offset=[-float(m) / float(s) for m, s in zip(mean, std)],
             name="normalize",
-        )(x)
+        )(inputs)
+    else:
+        x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     widths = arch.stage_widths()
     x = conv_bn_act(
         x, widths[0], 3, activation=arch.activation, batch_norm=arch.batch_norm, name="stem"

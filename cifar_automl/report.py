@@ -1,30 +1,43 @@
-"""Tables of a study's results (pandas). Reads the study only; never trains.
+"""Tables of a study's results (pandas). Reads the study and the retrain folders; never trains.
 
-`trials_frame(study)` flattens every trial (state, score, config, measurements) into one row;
-`leaderboard(frame)` keeps the best finished ones with the columns people compare.
+Tables first: every function here returns plain pandas/numpy data that tests check without plotly;
+`report_html.py` renders them as figures and a page.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
 LEADERBOARD_COLUMNS = [
-    "number", "state", "val_accuracy", "block", "stages", "blocks_per_stage", "base_filters",
-    "kernel_size", "activation", "optimizer", "learning_rate", "batch_size", "augment",
-    "epochs_run", "params", "minutes",
+    "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
+    "base_filters", "width_growth", "kernel_size", "activation", "dropout", "optimizer",
+    "learning_rate", "batch_size", "augment", "epochs_run", "params", "mflops", "epoch_seconds",
+    "minutes",
+]
+TERMINAL_COLUMNS = [
+    "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
+    "base_filters", "kernel_size", "optimizer", "learning_rate", "batch_size", "augment", "epochs_run",
+    "params", "minutes",
 ]
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: Optuna's state and value plus the flattened config and user attributes."""
+    retrained = retrain_summaries(study)
     rows: list[dict[str, Any]] = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
         cfg = ua.get("config", {})
+        secs = ua.get("epoch_seconds", [])
         row: dict[str, Any] = {
+            "study": study.study_name,
             "number": t.number,
             "state": t.state.name.lower(),
             "value": t.value,
@@ -33,11 +46,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "best_epoch": ua.get("best_epoch"),
             "epochs_run": ua.get("epochs_run", 0),
             "params": ua.get("params"),
-            "flops": ua.get("flops"),
-            "epoch_seconds": _mean(ua.get("epoch_seconds", [])),
-            "minutes": sum(ua.get("epoch_seconds", [])) / 60.0,
+            "mflops": ua["flops"] / 1e6 if ua.get("flops") else None,
+            "epoch_seconds": float(np.mean(secs)) if secs else None,
+            "minutes": sum(secs) / 60.0,
             "images_per_second": ua.get("images_per_second"),
             "fail_reason": ua.get("fail_reason"),
+            "retry_of": ua.get("retry_of"),
+            "baseline": ua.get("baseline"),
+            "test_accuracy": retrained.get(t.number, {}).get("accuracy"),
+            "datetime_start": t.datetime_start,
+            "datetime_complete": t.datetime_complete,
         }
         for section in ("arch", "train"):
             for key, value in cfg.get(section, {}).items():
@@ -45,18 +63,151 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                     row.update({f"{cfg['arch']['block']}.{k}": v for k, v in value.items()})
                 else:
                     row[key] = value
+        if cfg:
+            row["dropout"] = f"{cfg['arch']['conv_dropout']:.2f}/{cfg['arch']['dense_dropout']:.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def leaderboard(frame: pd.DataFrame, top: int = 10) -> pd.DataFrame:
-    """Best finished trials first (complete before pruned at equal accuracy)."""
+def retrain_summaries(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """`retrain:<trial>` user attributes of the study, by trial number."""
+    return {
+        int(k.split(":", 1)[1]): v for k, v in study.user_attrs.items() if k.startswith("retrain:")
+    }
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
-    done = frame[frame["state"].isin(["complete", "pruned"]) & frame["val_accuracy"].notna()]
+    return frame[frame["state"].isin(["complete", "pruned"]) & frame["val_accuracy"].notna()]
+
+
+def leaderboard(frame: pd.DataFrame, top: int = 10, columns: list[str] = LEADERBOARD_COLUMNS) -> pd.DataFrame:
+    """Best finished trials first (complete before pruned at equal accuracy)."""
+    done = finished(frame)
+    if done.empty:
+        return done
     done = done.assign(_complete=done["state"].eq("complete"))
     done = done.sort_values(["val_accuracy", "_complete"], ascending=[False, False]).head(top)
-    return done[[c for c in LEADERBOARD_COLUMNS if c in done.columns]].reset_index(drop=True)
+    return done[[c for c in columns if c in done.columns]].reset_index(drop=True)
+
+
+def summary(study: optuna.Study, frame: pd.DataFrame) -> dict[str, Any]:
+    """The numbers a reader wants first: what was searched, what it cost, what won."""
+    counts = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    identity = study.user_attrs.get("identity", {})
+    data = study.user_attrs.get("data", {})
+    max_epochs = identity.get("epochs")
+    n_finished = counts.get("complete", 0) + counts.get("pruned", 0)
+    epochs_run = int(frame["epochs_run"].sum()) if not frame.empty else 0
+    done = finished(frame)
+    best = done.loc[done["val_accuracy"].idxmax()] if not done.empty else None
+    retrained = retrain_summaries(study)
+    best_test = max(retrained.items(), key=lambda kv: kv[1]["accuracy"]) if retrained else None
+    return {
+        "study": study.study_name,
+        "dataset": data.get("dataset"),
+        "image_shape": "x".join(str(d) for d in data.get("image_shape", [])),
+        "train/val/test images": f"{data.get('n_train')}/{data.get('n_val')}/{data.get('n_test')}",
+        "space": identity.get("space"),
+        "trials complete": counts.get("complete", 0),
+        "trials pruned": counts.get("pruned", 0),
+        "trials failed": counts.get("fail", 0),
+        "trial-hours": float(frame["minutes"].sum() / 60) if not frame.empty else 0.0,
+        "epochs run": epochs_run,
+        "epochs without pruning": n_finished * max_epochs if max_epochs else None,
+        "best trial": int(best["number"]) if best is not None else None,
+        "best val accuracy": float(best["val_accuracy"]) if best is not None else None,
+        "retrained trial": best_test[0] if best_test else None,
+        "retrain test accuracy": float(best_test[1]["accuracy"]) if best_test else None,
+    }
+
+
+def block_comparison(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per block type (and study, when several are compared): does inception or residual beat plain?"""
+    done = finished(frame)
+    if done.empty or "block" not in done.columns:
+        return pd.DataFrame()
+    groups = done.groupby(["study", "block"]) if done["study"].nunique() > 1 else done.groupby("block")
+    table = groups.agg(
+        trials=("number", "size"),
+        best_val_accuracy=("val_accuracy", "max"),
+        median_val_accuracy=("val_accuracy", "median"),
+        median_params=("params", "median"),
+        median_epoch_seconds=("epoch_seconds", "median"),
+        trial_hours=("minutes", lambda m: m.sum() / 60),
+    )
+    return table.sort_values("best_val_accuracy", ascending=False).reset_index()
+
+
+def best_so_far(frame: pd.DataFrame, by: str | None = "block") -> pd.DataFrame:
+    """Best validation accuracy so far against compute spent (cumulative trial hours), in trial order,
+    per `by` group (block type) or overall."""
+    rows = []
+    ordered = frame.sort_values("number")
+    groups = ordered.groupby(by) if by and by in ordered.columns else [("all", ordered)]
+    for key, g in groups:
+        hours = g["minutes"].cumsum() / 60
+        best = g["val_accuracy"].astype(float).cummax()
+        for h, b, n in zip(hours, best, g["number"]):
+            if not np.isnan(b):
+                rows.append({"group": key, "trial": int(n), "trial_hours": float(h), "best_val_accuracy": float(b)})
+    return pd.DataFrame(rows)
+
+
+def pareto_front(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Finished trials not beaten by another that is both cheaper in `cost` and more accurate."""
+    done = finished(frame).dropna(subset=[cost]).sort_values([cost, "val_accuracy"], ascending=[True, False])
+    front, best = [], -np.inf
+    for _, row in done.iterrows():
+        if row["val_accuracy"] > best:
+            front.append(row)
+            best = row["val_accuracy"]
+    return pd.DataFrame(front).reset_index(drop=True)
+
+
+def learning_curves(study: optuna.Study) -> pd.DataFrame:
+    """Long table of per-epoch validation accuracy (the intermediate values) of every trial."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        for step, value in sorted(t.intermediate_values.items()):
+            rows.append({"number": t.number, "state": t.state.name.lower(), "epoch": step + 1,
+                         "val_accuracy": value,
+                         "block": t.user_attrs.get("config", {}).get("arch", {}).get("block")})
+    return pd.DataFrame(rows, columns=["number", "state", "epoch", "val_accuracy", "block"])
+
+
+@dataclass
+class RetrainArtifacts:
+    """What `cifar-automl retrain` wrote for one trial, read back for the report."""
+
+    trial: int
+    path: Path
+    metrics: dict[str, Any]
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+    history: pd.DataFrame
+    class_names: list[str]
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def load_retrain(path: str | Path, trial: int) -> RetrainArtifacts | None:
+    path = Path(path)
+    if not (path / "metrics.json").is_file():
+        return None
+    metrics = json.loads((path / "metrics.json").read_text())
+    card = json.loads((path / "config.json").read_text())
+    samples = dict(np.load(path / "samples.npz")) if (path / "samples.npz").is_file() else {}
+    return RetrainArtifacts(
+        trial=trial,
+        path=path,
+        metrics={k: v for k, v in metrics.items() if k != "per_class"},
+        per_class=pd.DataFrame(metrics.get("per_class", [])),
+        confusion=pd.read_csv(path / "confusion_matrix.csv", index_col=0),
+        history=pd.read_csv(path / "history.csv"),
+        class_names=card["class_names"],
+        samples=samples,
+    )
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -65,13 +216,9 @@ def format_table(frame: pd.DataFrame) -> str:
         return "(no finished trials)"
     fmt = frame.copy()
     for col, f in {
-        "val_accuracy": "{:.4f}", "learning_rate": "{:.1e}", "minutes": "{:.1f}",
-        "params": "{:,.0f}",
+        "val_accuracy": "{:.4f}", "test_accuracy": "{:.4f}", "learning_rate": "{:.1e}",
+        "minutes": "{:.1f}", "params": "{:,.0f}", "mflops": "{:.1f}", "epoch_seconds": "{:.1f}",
     }.items():
         if col in fmt.columns:
             fmt[col] = fmt[col].map(lambda v, f=f: f.format(v) if pd.notna(v) else "-")
     return fmt.to_string(index=False)
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None

@@ -219,6 +219,38 @@ def open_study(
     return study
 
 
+def data_settings(settings: SearchSettings) -> dict[str, Any]:
+    """How to load the study's data again (retrain, report): stored with the study."""
+    return {
+        "dataset": settings.dataset,
+        "data_dir": str(Path(settings.data_dir).resolve()) if settings.data_dir else None,
+        "image_size": settings.image_size,
+        "subset": settings.subset,
+        "val_fraction": settings.val_fraction,
+        "test_fraction": settings.test_fraction,
+        "seed": settings.seed,
+        "epochs": settings.epochs,
+        "space": settings.space,
+    }
+
+
+def load_existing_study(
+    study_name: str, storage: str | None = None, studies_dir: str | os.PathLike = "studies"
+) -> tuple[optuna.Study, str]:
+    """Open a study for reading (retrain, export, report); never creates one."""
+    url = storage or default_storage_url(studies_dir, study_name)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise StudyError(f"no study database at {url.removeprefix('sqlite:///')}: run `cifar-automl search` first or pass --storage")
+    opened = open_storage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened), url
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+        raise StudyError(
+            f"no study '{study_name}' in {_redact(url)} (studies there: {', '.join(names) or 'none'})"
+        ) from None
+
+
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
@@ -392,6 +424,7 @@ def run_search(
     pruner = make_pruner(settings.pruner, settings.epochs)
     study = open_study(storage, storage_url, study_name, identity, sampler, pruner)
     study.set_user_attr("data", splits.info)
+    study.set_user_attr("search_settings", data_settings(settings))
     study.set_user_attr("space_definition", space.to_dict())
     from .runtime import configure_devices
 

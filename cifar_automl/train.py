@@ -75,6 +75,25 @@ class EpochRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """A progress bar over epochs (ETA included) showing the latest metrics."""
+
+    def __init__(self, epochs: int, desc: str = "train") -> None:
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, desc=desc, unit="epoch", dynamic_ncols=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        shown = ("loss", "accuracy", "val_loss", "val_accuracy")
+        self.bar.set_postfix({k: f"{logs[k]:.4f}" for k in shown if k in logs}, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.bar.close()
+
+
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch`."""
     total = max(1, cfg.epochs * steps_per_epoch)
