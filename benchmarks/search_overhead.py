@@ -30,22 +30,13 @@ from cifar_automl.search import SearchReporter, SearchSettings, run_search  # no
 from cifar_automl.spaces import load_space  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class RssReporter(SearchReporter):
+class TrialPrinter(SearchReporter):
     def __init__(self) -> None:
         super().__init__(quiet=True)
-        self.rss: list[float] = []
 
     def trial(self, study, t) -> None:
-        self.rss.append(rss_mb())
-        print(f"  trial {t.number:>3} {t.state.name.lower():<8} rss {self.rss[-1]:7.1f} MB", flush=True)
+        print(f"  trial {t.number:>3} {t.state.name.lower():<8} worker rss at start "
+              f"{t.user_attrs.get('rss_mb', float('nan')):7.1f} MB", flush=True)
 
 
 def bare_fit_images_per_second(splits, cfg, mean, std, epochs: int) -> float:
@@ -80,6 +71,8 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=6000)
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--trials-per-process", type=int, default=SearchSettings.trials_per_process,
+                   help="0 = all trials in one process (shows TensorFlow's per-model memory growth)")
     args = p.parse_args()
 
     from cifar_automl.runtime import configure_devices
@@ -92,9 +85,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = SearchSettings(
             space=str(HERE / "overhead_space.yaml"), trials=args.trials, epochs=args.epochs,
-            pruner="none", sampler="random", studies_dir=tmp,
+            pruner="none", sampler="random", studies_dir=tmp, trials_per_process=args.trials_per_process,
         )
-        reporter = RssReporter()
+        reporter = TrialPrinter()
         start = time.perf_counter()
         outcome = run_search(settings, prepared=(space, splits), reporter=reporter)
         wall = time.perf_counter() - start
@@ -106,21 +99,28 @@ def main() -> None:
     objective = Objective(space, splits, args.epochs, 0)
     cfg = space.sample(_Fixed(), args.epochs)
     bare = bare_fit_images_per_second(splits, cfg, objective.mean, objective.std, args.epochs)
-    rss = reporter.rss
-    pick = {k: rss[k - 1] for k in (1, 10, 30) if k <= len(rss)}
+    # RSS of the training process as each trial starts (so after the previous trial's clean-up)
+    rss = [t.user_attrs["rss_mb"] for t in trials]
     print()
     print(f"data: {args.dataset}, {n_train} train / {len(splits.x_val)} val images, "
-          f"{args.trials} trials x {args.epochs} epochs, params {trials[0].user_attrs['params']:,}")
+          f"{args.trials} trials x {args.epochs} epochs, params {trials[0].user_attrs['params']:,}, "
+          f"{args.trials_per_process or 'all'} trials per worker process")
     print(f"images/s inside trials (median, steady epochs): {in_trial:8.0f}")
     print(f"images/s bare model.fit on arrays:              {bare:8.0f}")
     print(f"ratio in-trial / bare:                          {in_trial / bare:8.3f}")
     print(f"wall time {wall:.1f}s, inside epochs {epoch_total:.1f}s: "
           f"overhead outside training {100 * (1 - epoch_total / wall):.1f}%")
-    print("RSS MB after trial " + ", ".join(f"{k}: {v:.0f}" for k, v in pick.items())
-          + f", last ({len(rss)}): {rss[-1]:.0f}")
-    if len(rss) >= 10:
-        print(f"RSS growth trial 10 -> last: {100 * (rss[-1] / rss[9] - 1):+.1f}%")
-
+    print("RSS MB of the training process at the start of trial " + ", ".join(
+        f"{k}: {rss[k - 1]:.0f}" for k in (1, 2, 10, 11, 30) if k <= len(rss)))
+    block = args.trials_per_process or len(rss)
+    peaks = [max(rss[i:i + block]) for i in range(0, len(rss), block)]
+    print("peak RSS MB per worker process (trials " + ", ".join(
+        f"{i * block + 1}-{min(len(rss), (i + 1) * block)}: {p:.0f}" for i, p in enumerate(peaks)) + ")")
+    if len(peaks) > 1:
+        print(f"peak RSS growth, first -> last worker: {100 * (peaks[-1] / peaks[0] - 1):+.1f}%")
+    else:
+        print(f"RSS growth trial 2 -> last: {100 * (rss[-1] / rss[1] - 1):+.1f}% "
+              f"({(rss[-1] - rss[1]) / max(1, len(rss) - 2):.1f} MB per trial)")
 
 class _Fixed:
     """The overhead space has no choices but `augment`: answer with its only value."""

@@ -60,6 +60,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         trials=args.trials, epochs=args.epochs, timeout=args.timeout, seed=args.seed,
         sampler=args.sampler, pruner=args.pruner, study_name=args.study_name, storage=args.storage,
         studies_dir=args.studies_dir, cache_dir=args.cache_dir, mixed_precision=args.mixed_precision,
+        trials_per_process=args.trials_per_process, heartbeat=args.heartbeat, workers=args.workers,
     )
     prepared = prepare(settings)
     space, splits = prepared
@@ -175,9 +176,50 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_USAGE if any(r.error for r in results) else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the comparison report (HTML page, CSV tables, Markdown summary) of a study."""
+    from .report_html import write_report
+
+    page = write_report(args.study_name, storage=args.storage, studies_dir=args.studies_dir,
+                        compare=args.compare, out=args.out)
+    print(f"report: {page}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve optuna-dashboard on a study's storage: live learning curves, parameters, user attributes."""
+    from pathlib import Path
+
+    import optuna_dashboard
+
+    from .search import default_storage_url, load_existing_study, open_storage
+
+    if args.storage:
+        url = args.storage
+    elif args.study_name:
+        url = default_storage_url(args.studies_dir, args.study_name)
+    else:
+        dbs = sorted(Path(args.studies_dir).glob("*.db"))
+        if len(dbs) != 1:
+            found = ", ".join(p.stem for p in dbs) or "none"
+            raise UserError(f"pass --study-name or --storage (study databases in {args.studies_dir}: {found})")
+        url = f"sqlite:///{dbs[0]}"
+    if args.study_name:
+        load_existing_study(args.study_name, url)  # a clear error for a wrong name or path
+    elif url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"no study database at {url.removeprefix('sqlite:///')}")
+    storage = open_storage(url)
+    print(f"optuna-dashboard on {url}: http://{args.host}:{args.port}/dashboard/ (Ctrl-C to stop)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+    except OSError as e:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search, "spaces": cmd_spaces, "retrain": cmd_retrain, "export": cmd_export,
-    "predict": cmd_predict,
+    "predict": cmd_predict, "report": cmd_report, "dashboard": cmd_dashboard,
 }
 
 
@@ -207,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY_NAME.db)")
     p.add_argument("--studies-dir", default=d.studies_dir, help="home of study databases and artifacts (default: %(default)s)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute on a GPU (bfloat16 on a CPU)")
+    p.add_argument("--trials-per-process", type=int, default=d.trials_per_process,
+                   help="trials per worker process before a fresh one takes over, keeping memory flat; "
+                   "0 runs trials in this process (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="worker processes training at once on this machine (default: %(default)s)")
+    p.add_argument("--heartbeat", type=int, default=d.heartbeat,
+                   help="seconds between heartbeats of a running trial (database storages); a trial silent "
+                   "for 3 heartbeats is failed and re-run with the same parameters (default: %(default)s)")
     p.add_argument("--top", type=int, default=10, help="rows of the final table (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-trial lines")
     _add_data_args(p)
@@ -246,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .keras file or a retrain folder (class names from its config.json)")
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--top-k", type=int, default=3, help="(default: %(default)s)")
+
+    p = sub.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
+    _add_study_args(p)
+    p.add_argument("--compare", nargs="+", default=[], metavar="STUDY",
+                   help="other studies (same storage/studies dir) to compare block types with")
+    p.add_argument("--out", help="output folder (default: STUDIES_DIR/STUDY_NAME/report)")
+
+    p = sub.add_parser("dashboard", help=cmd_dashboard.__doc__, description=cmd_dashboard.__doc__)
+    _add_study_args(p, required=False)
+    p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to serve other machines)")
+    p.add_argument("--port", type=int, default=8080, help="(default: %(default)s)")
     return parser
 
 
@@ -259,7 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if not debug:
-        _import_tensorflow_quietly()
+        from .runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
@@ -278,26 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"cifar-automl: unexpected {type(e).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
         return 1
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up lines (CUDA probing, oneDNN notice) kept off stderr.
-
-    Those lines are written before TensorFlow reads any log setting, so stderr is pointed at /dev/null
-    for the import only. `--debug` keeps them.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _quiet_libraries(debug: bool) -> None:

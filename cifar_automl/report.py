@@ -51,7 +51,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "minutes": sum(secs) / 60.0,
             "images_per_second": ua.get("images_per_second"),
             "fail_reason": ua.get("fail_reason"),
-            "retry_of": ua.get("retry_of"),
+            "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
             "baseline": ua.get("baseline"),
             "test_accuracy": retrained.get(t.number, {}).get("accuracy"),
             "datetime_start": t.datetime_start,

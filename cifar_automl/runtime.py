@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,34 @@ def configure_devices(mixed_precision: bool = False) -> str:
     if gpus:
         return f"{len(gpus)} GPU(s), dtype policy {policy}"
     return f"CPU ({os.cpu_count()} cores), dtype policy {policy}"
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (CUDA probing, oneDNN notice) kept off stderr.
+
+    Those lines are written before TensorFlow reads any log setting, so stderr is pointed at /dev/null
+    for the import only. `--debug` keeps them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -35,6 +36,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("hyperband", "asha", "median", "none")
 OBJECTIVE = "val_accuracy"
 MAX_CONSECUTIVE_FAILURES = 5  # stop a search whose trials keep failing instead of burning the budget
+WAIT_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class SearchSettings:
     studies_dir: str = "studies"
     cache_dir: str | None = None
     mixed_precision: bool = False
+    trials_per_process: int = 10  # worker process replaced after this many trials (0: run in-process)
+    heartbeat: int = 30  # seconds; a database trial silent for 3 heartbeats is failed and re-run
+    workers: int = 1  # worker processes training at once on this machine
 
 
 @dataclass
@@ -80,7 +85,7 @@ def default_storage_url(studies_dir: str | os.PathLike, study_name: str) -> str:
     return f"sqlite:///{Path(studies_dir) / f'{study_name}.db'}"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
     """Open an Optuna storage, with heartbeats on databases so trials of dead workers get retried.
 
     `*.log` paths or `journal:PATH` give Optuna's journal file storage (many processes, no server).
@@ -104,8 +109,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url,
-                heartbeat_interval=60,  # seconds between a running trial's heartbeats
-                grace_period=180,  # a RUNNING trial silent this long is failed and re-queued
+                heartbeat_interval=heartbeat,  # seconds between a running trial's heartbeats
+                grace_period=3 * heartbeat,  # a RUNNING trial silent this long is failed and re-queued
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
     except (SQLAlchemyError, ValueError, ImportError, RuntimeError) as e:
@@ -268,12 +273,14 @@ class Objective:
         epochs: int,
         seed: int,
         on_epoch: Callable[[int, int, dict], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> None:
         self.space = space
         self.splits = splits
         self.epochs = epochs
         self.seed = seed
         self.on_epoch = on_epoch
+        self.on_start = on_start
         self.last_number: int | None = None
         x = splits.x_train.astype(np.float32) / 255.0
         axes = tuple(range(x.ndim - 1))
@@ -286,13 +293,20 @@ class Objective:
         from optuna_integration.keras import KerasPruningCallback
 
         from .models import build_model, estimate_flops
+        from .runtime import rss_mb
         from .train import EpochRecorder, fit
 
         self.last_number = trial.number
+        if trial.user_attrs.get("fail_reason") is not None:  # a retry inherits its original's attrs
+            trial.set_user_attr("fail_reason", None)
+        if self.on_start is not None:
+            self.on_start(trial.number)
         cfg = self.space.sample(trial, self.epochs)
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("cifar_automl_version", __version__)
         trial.set_user_attr("normalization", {"mean": self.mean, "std": self.std})
+        trial.set_user_attr("rss_mb", round(rss_mb(), 1))  # of the process, as the trial starts
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         s = self.splits
         keras.utils.set_random_seed(self.seed + trial.number)
         recorder = EpochRecorder(len(s.x_train))
@@ -304,7 +318,9 @@ class Objective:
             trial.set_user_attr("flops", estimate_flops(model))
             callbacks: list[keras.callbacks.Callback] = [KerasPruningCallback(trial, OBJECTIVE)]
             if self.on_epoch is not None:
-                callbacks.append(_EpochHook(trial.number, self.epochs, self.on_epoch))
+                on_epoch, number = self.on_epoch, trial.number
+                callbacks.append(keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: on_epoch(number, epoch + 1, logs or {})))
             fit(
                 model, s.x_train, s.y_train, cfg.train, validation=(s.x_val, s.y_val),
                 callbacks=callbacks, recorder=recorder, seed=self.seed + trial.number,
@@ -329,19 +345,6 @@ class Objective:
             return float("nan")  # Optuna marks the trial FAIL; the search goes on
         best, _ = result.best(OBJECTIVE)
         return best
-
-
-class _EpochHook:
-    """Adapter from Keras' on_epoch_end to a plain function (progress display)."""
-
-    def __new__(cls, number: int, epochs: int, fn: Callable[[int, int, dict], None]) -> Any:
-        import keras
-
-        class Hook(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                fn(number, epoch + 1, logs or {})
-
-        return Hook()
 
 
 def _record(trial: optuna.Trial, recorder: Any) -> Any:
@@ -386,6 +389,14 @@ def prepare(settings: SearchSettings) -> tuple[SearchSpace, Splits]:
         raise UserError(f"--trials must be at least 1, not {settings.trials}")
     if settings.epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {settings.epochs}")
+    if settings.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {settings.workers}")
+    if settings.workers > 1 and settings.trials_per_process == 0:
+        raise UserError("--workers above 1 needs worker processes: leave --trials-per-process above 0")
+    if settings.heartbeat < 1:
+        raise UserError(f"--heartbeat must be at least 1 second, not {settings.heartbeat}")
+    if settings.trials_per_process < 0:
+        raise UserError(f"--trials-per-process must be 0 or more, not {settings.trials_per_process}")
     if settings.timeout is not None and settings.timeout <= 0:
         raise UserError(f"--timeout must be positive, not {settings.timeout}")
     if not 0 < settings.val_fraction < 1:
@@ -412,53 +423,47 @@ def run_search(
     prepared: tuple[SearchSpace, Splits] | None = None,
     reporter: SearchReporter | None = None,
 ) -> SearchOutcome:
-    """Create or resume the study and run trials until it holds `settings.trials` finished trials."""
+    """Create or resume the study and run trials until it holds `settings.trials` finished trials.
+
+    Trials run in a worker process that is replaced every `settings.trials_per_process` trials:
+    TensorFlow keeps some memory of every model it trained (its graph caches are not released by
+    `keras.backend.clear_session()`), so a long search in one process grows without bound. A worker
+    that dies (crash, out of memory, kill -9) costs only its running trial, which is marked failed.
+    `trials_per_process=0` runs trials in this process (tests, debugging).
+    """
     space, splits = prepared or prepare(settings)
     study_name = settings.study_name or space.name
     storage_url = settings.storage or default_storage_url(settings.studies_dir, study_name)
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, settings.heartbeat)
     identity = study_identity(space, splits, settings.epochs)
-    n_existing = _count_all(storage, study_name)
-    # a resumed study gets a fresh sampler seed, so it does not replay the random start-up trials
-    sampler = make_sampler(settings.sampler, settings.seed + n_existing)
+    sampler = make_sampler(settings.sampler, fresh_seed(settings.seed, storage, study_name))
     pruner = make_pruner(settings.pruner, settings.epochs)
     study = open_study(storage, storage_url, study_name, identity, sampler, pruner)
     study.set_user_attr("data", splits.info)
     study.set_user_attr("search_settings", data_settings(settings))
     study.set_user_attr("space_definition", space.to_dict())
-    from .runtime import configure_devices
 
     outcome = SearchOutcome(study=study, storage_url=storage_url, finished=count_finished(study))
-    outcome.notes.append(configure_devices(settings.mixed_precision))
+    if settings.trials_per_process == 0:
+        from .runtime import configure_devices
+
+        outcome.notes.append(configure_devices(settings.mixed_precision))
     requeued = requeue_interrupted(study)
     if requeued:
         outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
     reporter = reporter or SearchReporter(quiet=True)
-    objective = Objective(space, splits, settings.epochs, settings.seed, on_epoch=reporter.epoch)
     start = time.monotonic()
-    deadline = start + settings.timeout if settings.timeout else None
-    failures = 0
+    deadline = time.time() + settings.timeout if settings.timeout else None
     reporter.start(study, settings.trials, outcome.finished, outcome.notes)
     with _sigterm_as_interrupt():
         try:
-            while True:
-                outcome.finished = count_finished(study)
-                if outcome.finished >= settings.trials:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    outcome.stopped_reason = f"--timeout {settings.timeout:g}s reached"
-                    break
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    outcome.stopped_reason = f"{failures} trials in a row failed"
-                    break
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.optimize(objective, n_trials=1)
-                outcome.ran += 1
-                number = objective.last_number
-                last = study.get_trials(deepcopy=False)[number] if number is not None else None
-                failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
-                reporter.trial(study, last)
+            if settings.trials_per_process == 0:
+                objective = Objective(space, splits, settings.epochs, settings.seed)
+                outcome.ran, outcome.stopped_reason = trial_loop(
+                    study, objective, settings.trials, deadline, None, _ReporterEvents(study, reporter)
+                )
+            else:
+                _run_in_workers(settings, space, splits, study, storage_url, deadline, reporter, outcome)
         except KeyboardInterrupt:
             outcome.interrupted = True
     outcome.finished = count_finished(study)
@@ -467,12 +472,244 @@ def run_search(
     return outcome
 
 
-def _count_all(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+def fresh_seed(seed: int, storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """Sampler seed for a run: offset by the trials already in the study, so a resumed study (or a new
+    worker) does not replay the random start-up trials of the first run."""
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False))
+        return seed
+    return seed + len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def consecutive_failures(study: optuna.Study) -> int:
+    """Failed trials at the end of the study (interrupted ones do not count)."""
+    count = 0
+    for t in reversed(study.get_trials(deepcopy=False)):
+        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted":
+            count += 1
+        elif t.state in FINISHED:
+            break
+    return count
+
+
+def trial_loop(
+    study: optuna.Study,
+    objective: Objective,
+    target: int,
+    deadline: float | None,
+    max_trials: int | None,
+    events: Callable[[tuple], None],
+    keep_going: Callable[[], bool] | None = None,
+) -> tuple[int, str | None]:
+    """Run trials one at a time until the study holds `target` finished trials (or a stop rule).
+
+    Returns the number of trials run and why it stopped early (None when the target was reached or
+    `max_trials` were run). `events` receives ("start", n), ("epoch", n, epoch, val_acc), ("trial", n).
+    `keep_going()` false (a worker whose parent died) ends the loop before the next trial.
+    """
+    keep_going = keep_going or (lambda: True)
+    objective.on_start = lambda n: events(("start", n))
+    objective.on_epoch = lambda n, e, logs: events(("epoch", n, e, float(logs.get(OBJECTIVE, math.nan))))
+    ran = 0
+    while (max_trials is None or ran < max_trials) and keep_going():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # trials of dead workers: failed and re-queued
+        if count_finished(study) >= target:
+            return ran, None
+        if deadline is not None and time.time() >= deadline:
+            return ran, "--timeout reached"
+        failures = consecutive_failures(study)
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            return ran, f"{failures} trials in a row failed"
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
+        if not waiting and count_finished(study) + running >= target:
+            # other workers are running the last trials: wait for them (or for their heartbeats to
+            # stop, when the trial is failed and re-queued) instead of overshooting --trials
+            events(("wait", running))
+            time.sleep(WAIT_POLL_SECONDS)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=1)
+        ran += 1
+        if objective.last_number is not None:
+            events(("trial", objective.last_number))
+    return ran, None
+
+
+def mp_parent_alive() -> Callable[[], bool]:
+    """In a worker process: a check that the process which started it is still there."""
+    import multiprocessing as mp
+
+    parent = mp.parent_process()
+    return (lambda: True) if parent is None else parent.is_alive
+
+
+class _ReporterEvents:
+    """Feeds trial-loop events to a SearchReporter (in the process that owns the terminal)."""
+
+    def __init__(self, study: optuna.Study, reporter: SearchReporter) -> None:
+        self.study, self.reporter = study, reporter
+
+    def __call__(self, event: tuple) -> None:
+        if event[0] == "epoch":
+            self.reporter.epoch(event[1], event[2], {OBJECTIVE: event[3]})
+        elif event[0] == "trial":
+            self.reporter.trial(self.study, self.study.get_trials(deepcopy=False)[event[1]])
+        elif event[0] == "device":
+            self.reporter.note(event[1])
+        elif event[0] == "wait":
+            self.reporter.note(f"waiting for {event[1]} trial(s) running in other workers (or left RUNNING by "
+                               "a worker that died: those fail after the heartbeat grace period and re-run)")
+
+
+def worker_main(
+    settings: SearchSettings, space: SearchSpace, splits: Splits, study_name: str, storage_url: str,
+    deadline: float | None, events: Any,
+) -> None:
+    """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent."""
+    from .runtime import configure_devices
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(storage_url, settings.heartbeat)
+    study = optuna.load_study(
+        study_name=study_name, storage=storage,
+        sampler=make_sampler(settings.sampler, fresh_seed(settings.seed, storage, study_name)),
+        pruner=make_pruner(settings.pruner, settings.epochs),
+    )
+    events.put(("device", configure_devices(settings.mixed_precision)))
+    objective = Objective(space, splits, settings.epochs, settings.seed)
+    parent = mp_parent_alive()
+    try:
+        ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,
+                                 events.put, keep_going=parent)
+        events.put(("done", ran, reason))
+    except KeyboardInterrupt:
+        events.put(("interrupted",))
+
+
+@dataclass
+class _Slot:
+    """A worker process seen from the parent: the trial it is running and how it ended."""
+
+    process: Any
+    running: int | None = None
+    started_any: bool = False
+    stop_reason: str | None = None
+
+
+def _run_in_workers(
+    settings: SearchSettings, space: SearchSpace, splits: Splits, study: optuna.Study, storage_url: str,
+    deadline: float | None, reporter: SearchReporter, outcome: SearchOutcome,
+) -> None:
+    """Keep `settings.workers` worker processes busy until the study holds enough finished trials.
+
+    Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. The
+    workers' events come back on one queue, tagged with the worker's slot number.
+    """
+    import multiprocessing as mp
+    import pickle
+    import queue
+
+    from . import worker as worker_module
+
+    ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
+    events = ctx.Queue()
+    forward = _ReporterEvents(study, reporter)
+    payload = pickle.dumps((settings, space, splits, study.study_name, storage_url, deadline))
+    quiet_tf = logging_quiet()
+    slots: dict[int, _Slot] = {}
+    next_id = 0
+
+    def needs_worker() -> bool:
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        finished = sum(states.count(st) for st in FINISHED)
+        busy = sum(1 for slot in slots.values() if slot.running is not None)
+        return finished < settings.trials and (
+            states.count(TrialState.WAITING) > 0 or finished + busy < settings.trials
+        )
+
+    def reap(wid: int) -> None:
+        slot = slots.pop(wid)
+        slot.process.join()
+        if slot.process.exitcode != 0:
+            _fail_if_running(study, slot.running, f"worker process died (exit code {slot.process.exitcode})")
+            if not slot.started_any:
+                raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
+        if slot.stop_reason is not None:
+            outcome.stopped_reason = slot.stop_reason
+
+    try:
+        while True:
+            while outcome.stopped_reason is None and len(slots) < settings.workers and needs_worker():
+                process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
+                                      args=(payload, events, quiet_tf, next_id))
+                process.start()
+                slots[next_id] = _Slot(process)
+                next_id += 1
+            if not slots:
+                return
+            try:
+                wid, event = events.get(timeout=0.5)
+            except queue.Empty:
+                for wid in [w for w, slot in slots.items() if not slot.process.is_alive()]:
+                    reap(wid)
+                continue
+            slot = slots.get(wid)
+            if slot is not None:
+                if event[0] == "start":
+                    slot.running, slot.started_any = event[1], True
+                elif event[0] == "trial":
+                    slot.running = None
+                    outcome.ran += 1
+                elif event[0] == "done":
+                    slot.stop_reason = event[2]
+                elif event[0] == "interrupted":
+                    raise KeyboardInterrupt
+            forward(event)
+    except KeyboardInterrupt:
+        for slot in slots.values():
+            _stop(slot.process)
+        for slot in slots.values():
+            _fail_if_running(study, slot.running, "interrupted")
+        raise
+
+
+def logging_quiet() -> bool:
+    """Whether workers should hide TensorFlow's start-up lines (the CLI's --debug shows them)."""
+    return optuna.logging.get_verbosity() > optuna.logging.WARNING
+
+
+def _stop(worker: Any) -> None:
+    """Let a worker finish marking its trial after Ctrl-C; forward the signal if it did not get it."""
+    worker.join(timeout=2)
+    if worker.is_alive():
+        os.kill(worker.pid, signal.SIGINT)
+        worker.join(timeout=60)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+
+
+def _fail_if_running(study: optuna.Study, number: int | None, reason: str) -> None:
+    """Mark a trial that a dead worker left RUNNING as failed, with the reason; unless it was
+    interrupted on purpose, queue it again with the same parameters, as Optuna's heartbeat retry does
+    for workers on other machines (at most twice per original trial)."""
+    if number is None:
+        return
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state != TrialState.RUNNING:
+        return
+    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    if reason != "interrupted":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+            retry(study, study._storage.get_trial(trial._trial_id))
 
 
 class _sigterm_as_interrupt:
@@ -503,6 +740,7 @@ class SearchReporter:
     def __init__(self, quiet: bool = False, stream: Any = None, header: str = "") -> None:
         self.quiet = quiet
         self.header = header
+        self._notes: set[str] = set()
         self.stream = stream or sys.stderr
         self.bar: Any = None
 
@@ -520,6 +758,16 @@ class SearchReporter:
             file=self.stream, dynamic_ncols=True,
         )
         self._set_best(study)
+
+    def note(self, text: str) -> None:
+        """A line of information, once (e.g. the devices a new worker found)."""
+        if text in self._notes:
+            return
+        self._notes.add(text)
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream)
 
     def epoch(self, number: int, epoch: int, logs: dict) -> None:
         if self.bar is not None:
@@ -563,7 +811,9 @@ def describe_trial(t: optuna.trial.FrozenTrial) -> str:
             f" | {tr.optimizer} lr {tr.learning_rate:.1e} bs {tr.batch_size} aug {tr.augment}"
         )
     secs = sum(ua.get("epoch_seconds", []))
-    extra = f" ({ua['fail_reason']})" if "fail_reason" in ua else ""
+    extra = f" ({ua['fail_reason']})" if ua.get("fail_reason") else ""
+    origin = ua.get("retry_of", t.system_attrs.get("failed_trial"))
+    extra += f" (retry of trial {origin})" if origin is not None else ""
     return (
         f"trial {t.number:>3} {state:<6} {score} | {what} | {ua.get('epochs_run', 0)} ep "
         f"{secs:5.1f}s{extra}"

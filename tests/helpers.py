@@ -45,3 +45,49 @@ def write_image_tree(root: Path, n_per_class: int = 12, classes: int = 3, size: 
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(x).save(folder / f"{i:04d}.png")
     return root
+
+
+def synthetic_study(storage: str, name: str = "synthetic", n_trials: int = 50, seed: int = 0,
+                    states: tuple[str, ...] = ("complete", "pruned", "fail"), epochs: int = 9):
+    """A study shaped like a real search (configs, curves, timings) made with Optuna's ask/tell and no
+    training: for report tests and the report timing benchmark."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from cifar_automl.spaces import load_space
+
+    rng = np.random.default_rng(seed)
+    space = load_space("all")
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    study.set_user_attr("identity", {"space": "all", "epochs": epochs, "dataset": "synthetic"})
+    study.set_user_attr("data", {"dataset": "synthetic", "image_shape": [32, 32, 3], "n_train": 8000,
+                                 "n_val": 2000, "n_test": 10000})
+    quality = {"plain": 0.55, "inception": 0.6, "residual": 0.65}
+    for i in range(n_trials):
+        trial = study.ask()
+        cfg = space.sample(trial, epochs)
+        state = states[i % len(states)]
+        n_epochs = epochs if state == "complete" else int(rng.integers(1, epochs))
+        top = quality[cfg.arch.block] + rng.normal(0, 0.05)
+        curve = [float(np.clip(top * (1 - np.exp(-(e + 1) / 3)), 0, 1)) for e in range(n_epochs)]
+        secs = [float(rng.uniform(5, 40))] * n_epochs
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("params", int(rng.integers(50_000, 2_000_000)))
+        trial.set_user_attr("flops", int(rng.integers(10**7, 10**9)))
+        trial.set_user_attr("epoch_seconds", secs)
+        trial.set_user_attr("epochs_run", n_epochs)
+        trial.set_user_attr("history", {"val_accuracy": curve, "accuracy": curve})
+        for e, v in enumerate(curve):
+            trial.report(v, e)
+        if state == "fail":
+            trial.set_user_attr("fail_reason", "loss became NaN at epoch 1")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        trial.set_user_attr("val_accuracy", max(curve))
+        trial.set_user_attr("val_loss", 1.0 - max(curve))
+        if state == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, max(curve))
+    return study

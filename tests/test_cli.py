@@ -129,3 +129,43 @@ def _count(db: Path, *states: str) -> int:
             return conn.execute(f"SELECT COUNT(*) FROM trials WHERE state IN ({marks})", states).fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
+
+
+def test_dashboard_serves_the_study_over_http(study_dir, tmp_path):
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "cifar_automl", "dashboard", "--study-name", "tiny",
+           "--studies-dir", str(study_dir / "studies"), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        studies = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.load(r)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        (summary,) = [s for s in studies if s["study_name"] == "tiny"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=10) as r:
+            detail = json.load(r)
+        trials = detail["trials"]
+        assert len(trials) == 2
+        assert all(t["intermediate_values"] for t in trials)
+        assert {"config", "params", "val_accuracy"} <= {a["key"] for a in trials[0]["user_attrs"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_dashboard_bad_input_is_one_line(tmp_path, capsys):
+    assert _run(["dashboard", "--studies-dir", str(tmp_path)]) == 2
+    assert "pass --study-name or --storage" in capsys.readouterr().err
+    assert _run(["dashboard", "--study-name", "nope", "--studies-dir", str(tmp_path)]) == 2
+    assert "no study database" in capsys.readouterr().err

@@ -15,29 +15,7 @@ from cifar_automl.errors import StudyError, UserError
 from cifar_automl.export import export_model
 from cifar_automl.predict import predict_files
 from cifar_automl.retrain import RetrainSettings, pick_trials, retrain
-from cifar_automl.search import SearchSettings, load_existing_study, prepare, run_search
-
-from .helpers import write_image_tree
-
-
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("retrain")
-    tree = write_image_tree(root / "tree", n_per_class=20, size=12)
-    settings = SearchSettings(
-        space="tiny", dataset="folder", data_dir=str(tree), subset=None, trials=2, epochs=2,
-        studies_dir=str(root / "studies"), cache_dir=str(root / "cache"), pruner="none",
-    )
-    run_search(settings, prepared=prepare(settings))
-    return root
-
-
-@pytest.fixture(scope="module")
-def retrained(study_dir):
-    settings = RetrainSettings(study_name="tiny", studies_dir=str(study_dir / "studies"), epochs=3,
-                               cache_dir=str(study_dir / "cache"), progress=False)
-    (result,) = retrain(settings)
-    return result
+from cifar_automl.search import load_existing_study
 
 
 def test_retrain_writes_every_artifact_and_records_into_the_study(study_dir, retrained):

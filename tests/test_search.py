@@ -13,7 +13,8 @@ SPLITS = synthetic_splits(n_per_class=30, size=8)
 
 
 def _settings(tmp_path, **kw):
-    base = dict(space="tiny", trials=3, epochs=2, studies_dir=str(tmp_path / "studies"), seed=0)
+    base = dict(space="tiny", trials=3, epochs=2, studies_dir=str(tmp_path / "studies"), seed=0,
+                trials_per_process=0)
     base.update(kw)
     return SearchSettings(**base)
 
@@ -122,3 +123,47 @@ def test_bad_settings_and_storage_are_user_errors(tmp_path):
 def test_journal_storage_works_for_one_file(tmp_path):
     outcome = _run(_settings(tmp_path, trials=1, storage=str(tmp_path / "study.log")))
     assert outcome.finished == 1 and (tmp_path / "study.log").exists()
+
+
+def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    class Killing(search_mod.SearchReporter):
+        killed = False
+
+        def epoch(self, number, epoch, logs):
+            if number == 1 and not self.killed:
+                (worker,) = multiprocessing.active_children()
+                os.kill(worker.pid, signal.SIGKILL)
+                Killing.killed = True
+
+    outcome = _run(_settings(tmp_path, trials=3, trials_per_process=2), reporter=Killing(quiet=True))
+    trials = outcome.study.trials
+    assert outcome.finished == 3 and not outcome.interrupted
+    assert trials[1].state == TrialState.FAIL
+    assert trials[1].user_attrs["fail_reason"] == "worker process died (exit code -9)"
+    # re-run with the same parameters, recorded as a retry the way Optuna's heartbeat retry does
+    assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
+    assert trials[2].user_attrs["fail_reason"] is None
+    assert [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)] == [0, 2, 3]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    class Interrupting(search_mod.SearchReporter):
+        def epoch(self, number, epoch, logs):
+            if number == 1:  # Ctrl-C in a terminal reaches the whole process group
+                for child in multiprocessing.active_children():
+                    os.kill(child.pid, signal.SIGINT)
+                raise KeyboardInterrupt
+
+    outcome = _run(_settings(tmp_path, trials=3, trials_per_process=5), reporter=Interrupting(quiet=True))
+    assert outcome.interrupted and outcome.finished == 1
+    failed = outcome.study.trials[1]
+    assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "interrupted"

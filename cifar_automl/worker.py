@@ -1,0 +1,31 @@
+"""Entry point of search worker processes (see `search.run_search`).
+
+It imports nothing heavy at module level, so the worker can import TensorFlow quietly before the
+search code (and with it Keras) is unpickled.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+
+class _Tagged:
+    """The parent's event queue, with every event tagged by this worker's slot number."""
+
+    def __init__(self, events: Any, wid: int) -> None:
+        self.events, self.wid = events, wid
+
+    def put(self, event: tuple) -> None:
+        self.events.put((self.wid, event))
+
+
+def run(payload: bytes, events: Any, quiet: bool, wid: int) -> None:
+    if quiet:
+        from .runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+    from .search import worker_main
+
+    events.cancel_join_thread()  # never hang at exit on events nobody reads (the parent died)
+    worker_main(*pickle.loads(payload), _Tagged(events, wid))

@@ -1,0 +1,31 @@
+"""Fixtures shared by the test modules: one tiny real study (search + retrain) per test session."""
+
+import pytest
+
+from .helpers import write_image_tree
+
+
+@pytest.fixture(scope="session")
+def study_dir(tmp_path_factory):
+    """A 2-trial search of the tiny space on a 60-image synthetic folder data set."""
+    from cifar_automl.search import SearchSettings, prepare, run_search
+
+    root = tmp_path_factory.mktemp("study")
+    tree = write_image_tree(root / "tree", n_per_class=20, size=12)
+    settings = SearchSettings(
+        space="tiny", dataset="folder", data_dir=str(tree), subset=None, trials=2, epochs=2,
+        studies_dir=str(root / "studies"), cache_dir=str(root / "cache"), pruner="none",
+        trials_per_process=0,
+    )
+    run_search(settings, prepared=prepare(settings))
+    return root
+
+
+@pytest.fixture(scope="session")
+def retrained(study_dir):
+    from cifar_automl.retrain import RetrainSettings, retrain
+
+    settings = RetrainSettings(study_name="tiny", studies_dir=str(study_dir / "studies"), epochs=3,
+                               cache_dir=str(study_dir / "cache"), progress=False)
+    (result,) = retrain(settings)
+    return result
