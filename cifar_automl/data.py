@@ -846,6 +846,21 @@ def _write_cache(path: Path, ds: Dataset) -> None:
 # Splits
 
 
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units (for normalisation)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = np.zeros(x.shape[-1])
+    sq = np.zeros(x.shape[-1])
+    for start in range(0, len(x), 4096):  # in chunks: no float copy of the whole data set
+        chunk = x[start : start + 4096].astype(np.float64) / 255.0
+        mean += chunk.sum(axis=axes)
+        sq += (chunk**2).sum(axis=axes)
+    count = np.prod([x.shape[a] for a in axes])
+    mean /= count
+    std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
+    return mean.tolist(), np.maximum(std, 1e-3).tolist()
+
+
 def make_splits(
     ds: Dataset,
     val_fraction: float = 0.1,

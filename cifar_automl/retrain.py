@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from . import __version__
 from .config import TrialConfig
-from .data import Splits, load_dataset, make_splits
+from .data import Splits, channel_stats, load_dataset, make_splits
 from .errors import StudyError, UserError
 from .evaluate import Evaluation, evaluate_model
 from .train import FitResult
@@ -136,10 +136,7 @@ def retrain_trial(
         x_train = np.concatenate([splits.x_train, splits.x_val])
         y_train = np.concatenate([splits.y_train, splits.y_val])
         validation = None
-    x = x_train.astype(np.float32) / 255.0
-    axes = tuple(range(x.ndim - 1))
-    mean, std = x.mean(axis=axes).tolist(), np.maximum(x.std(axis=axes), 1e-3).tolist()
-    del x
+    mean, std = channel_stats(x_train)
 
     keras.utils.set_random_seed(settings.seed)
     model = build_model(cfg.arch, x_train.shape[1:], len(splits.class_names), mean=mean, std=std,

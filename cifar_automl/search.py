@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from . import __version__
 from .config import TrialConfig
-from .data import Splits, load_dataset, make_splits
+from .data import Splits, channel_stats, load_dataset, make_splits
 from .errors import StudyError, UserError
 from .spaces import SearchSpace, load_space
 
@@ -282,15 +281,11 @@ class Objective:
         self.on_epoch = on_epoch
         self.on_start = on_start
         self.last_number: int | None = None
-        x = splits.x_train.astype(np.float32) / 255.0
-        axes = tuple(range(x.ndim - 1))
-        self.mean = x.mean(axis=axes).tolist()
-        self.std = np.maximum(x.std(axis=axes), 1e-3).tolist()
+        self.mean, self.std = channel_stats(splits.x_train)
 
     def __call__(self, trial: optuna.Trial) -> float:
         import keras
         import tensorflow as tf
-        from optuna_integration.keras import KerasPruningCallback
 
         from .models import build_model, estimate_flops
         from .runtime import rss_mb
@@ -316,7 +311,7 @@ class Objective:
             )
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
-            callbacks: list[keras.callbacks.Callback] = [KerasPruningCallback(trial, OBJECTIVE)]
+            callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs)]
             if self.on_epoch is not None:
                 on_epoch, number = self.on_epoch, trial.number
                 callbacks.append(keras.callbacks.LambdaCallback(
@@ -345,6 +340,23 @@ class Objective:
             return float("nan")  # Optuna marks the trial FAIL; the search goes on
         best, _ = result.best(OBJECTIVE)
         return best
+
+
+def _pruning_callback(trial: optuna.Trial, epochs: int) -> Any:
+    """optuna-integration's KerasPruningCallback, except that a trial which reached its last epoch is
+    not pruned after the fact: its last value is reported and it completes."""
+    from optuna_integration.keras import KerasPruningCallback
+
+    class PruneBeforeLastEpoch(KerasPruningCallback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch + 1 >= epochs:
+                value = (logs or {}).get(OBJECTIVE)
+                if value is not None:
+                    trial.report(float(value), step=epoch)
+                return
+            super().on_epoch_end(epoch, logs)
+
+    return PruneBeforeLastEpoch(trial, OBJECTIVE)
 
 
 def _record(trial: optuna.Trial, recorder: Any) -> Any:

@@ -169,3 +169,23 @@ def test_dashboard_bad_input_is_one_line(tmp_path, capsys):
     assert "pass --study-name or --storage" in capsys.readouterr().err
     assert _run(["dashboard", "--study-name", "nope", "--studies-dir", str(tmp_path)]) == 2
     assert "no study database" in capsys.readouterr().err
+
+
+CIFAR_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-train-jpeg.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR_ARCHIVE.is_file(), reason="needs ../shared/datasets/cifar10-train-jpeg.tar.gz")
+def test_real_cifar10_search_retrain_report(tmp_path, capsys):
+    """The issue's check on real data: a small search of the residual space on the CIFAR-10 JPEGs."""
+    studies = tmp_path / "studies"
+    common = ["--studies-dir", str(studies)]
+    assert _run(["search", "--space", "residual", "--dataset", "folder", "--data-dir", str(CIFAR_ARCHIVE),
+                 "--subset", "1500", "--trials", "4", "--epochs", "3", "--quiet", *common]) == 0
+    study = optuna.load_study(study_name="residual", storage=f"sqlite:///{studies / 'residual.db'}")
+    done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == 4 and all(t.intermediate_values for t in done)
+    assert study.user_attrs["data"]["n_test"] == 10000  # carved from the 50,000, never searched
+    assert _run(["retrain", "--study-name", "residual", "--epochs", "2", "--quiet", *common]) == 0
+    assert _run(["report", "--study-name", "residual", *common]) == 0
+    assert (studies / "residual" / "report" / "index.html").is_file()
