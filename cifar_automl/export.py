@@ -62,13 +62,41 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, overwrite: b
     elif fmt == "tflite":
         model.export(str(tmp), format="litert", verbose=False)
     else:
-        model.export(str(tmp), format="onnx", verbose=False)
+        import logging
+
+        import warnings
+
+        logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)  # its problems surface in _check_onnx
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(str(tmp), format="onnx", verbose=False)
+        _check_onnx(tmp, model)
     _remove(out)
     tmp.rename(out)  # only a complete export replaces an old one
     names = class_names_for(model_path)
     if names:
         (out.parent / "labels.txt").write_text("\n".join(names) + "\n")
     return out
+
+
+def _check_onnx(path: Path, model) -> None:
+    """tf2onnx writes a file even when it could not convert some op (GELU's Erfc, for one): run the
+    file once in onnxruntime and refuse it, naming the problem, if it does not load."""
+    import numpy as np
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    try:
+        session = ort.InferenceSession(str(path))
+        session.run(None, {session.get_inputs()[0].name: np.zeros((1, *model.input_shape[1:]), np.float32)})
+    except Exception as e:  # onnxruntime raises its own error types
+        _remove(path)
+        detail = str(e).splitlines()[0][:200]
+        hint = " (GELU activations use Erfc, which tf2onnx cannot convert)" if "Erfc" in str(e) else ""
+        raise UserError(f"ONNX export of this model does not load in onnxruntime{hint}: {detail}; "
+                        "export keras, savedmodel or tflite instead") from None
 
 
 def _require(module: str, message: str) -> None:

@@ -147,8 +147,9 @@ def best_so_far(frame: pd.DataFrame, by: str | None = "block") -> pd.DataFrame:
     ordered = frame.sort_values("number")
     groups = ordered.groupby(by) if by and by in ordered.columns else [("all", ordered)]
     for key, g in groups:
-        hours = g["minutes"].cumsum() / 60
-        best = g["val_accuracy"].astype(float).cummax()
+        hours = g["minutes"].cumsum() / 60  # compute of every trial, failed ones included
+        scored = g["val_accuracy"].where(g["state"].isin(["complete", "pruned"]))
+        best = scored.astype(float).cummax()
         for h, b, n in zip(hours, best, g["number"]):
             if not np.isnan(b):
                 rows.append({"group": key, "trial": int(n), "trial_hours": float(h), "best_val_accuracy": float(b)})

@@ -142,3 +142,15 @@ def test_cli_export_errors_are_one_line(study_dir, retrained, capsys):
     assert main(["retrain", "--study-name", "tiny", "--studies-dir", studies, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "already exists" in err[0]
+
+
+@pytest.mark.skipif(not _formats()[-1] == "onnx", reason="needs tf2onnx")
+def test_onnx_export_that_cannot_load_is_refused(tmp_path):
+    from cifar_automl.config import ArchConfig
+    from cifar_automl.models import build_model
+
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8, activation="gelu"), (8, 8, 3), 2)
+    model.save(tmp_path / "gelu.keras")
+    with pytest.raises(UserError, match="GELU activations use Erfc"):
+        export_model(tmp_path / "gelu.keras", "onnx", tmp_path / "out" / "model.onnx")
+    assert not list((tmp_path / "out").glob("*.onnx"))
