@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -273,6 +274,7 @@ class Objective:
         seed: int,
         on_epoch: Callable[[int, int, dict], None] | None = None,
         on_start: Callable[[int], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ) -> None:
         self.space = space
         self.splits = splits
@@ -280,6 +282,8 @@ class Objective:
         self.seed = seed
         self.on_epoch = on_epoch
         self.on_start = on_start
+        self.stop_requested = stop_requested
+        self.training = False  # True while Keras is fitting (see _sigint_between_batches)
         self.last_number: int | None = None
         self.mean, self.std = channel_stats(splits.x_train)
 
@@ -312,10 +316,15 @@ class Objective:
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
             callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs)]
+            if self.stop_requested is not None:
+                callbacks.append(keras.callbacks.LambdaCallback(
+                    on_train_batch_end=_interrupt_if(self.stop_requested),
+                    on_test_batch_end=_interrupt_if(self.stop_requested)))
             if self.on_epoch is not None:
                 on_epoch, number = self.on_epoch, trial.number
                 callbacks.append(keras.callbacks.LambdaCallback(
                     on_epoch_end=lambda epoch, logs: on_epoch(number, epoch + 1, logs or {})))
+            self.training = True
             fit(
                 model, s.x_train, s.y_train, cfg.train, validation=(s.x_val, s.y_val),
                 callbacks=callbacks, recorder=recorder, seed=self.seed + trial.number,
@@ -332,6 +341,7 @@ class Objective:
             trial.set_user_attr("fail_reason", f"out of memory: {str(e).splitlines()[0][:200]}")
             return float("nan")
         finally:
+            self.training = False
             keras.backend.clear_session(free_memory=True)
             gc.collect()
         result = _record(trial, recorder)
@@ -340,6 +350,17 @@ class Objective:
             return float("nan")  # Optuna marks the trial FAIL; the search goes on
         best, _ = result.best(OBJECTIVE)
         return best
+
+
+def _interrupt_if(stop_requested: Callable[[], bool]) -> Callable[..., None]:
+    """A batch-end hook that turns a stop request into KeyboardInterrupt, raised from Python between
+    steps: a signal that interrupts TensorFlow inside its C code can surface as a SystemError."""
+
+    def check(batch: int, logs: dict | None = None) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt
+
+    return check
 
 
 def _pruning_callback(trial: optuna.Trial, epochs: int) -> Any:
@@ -470,10 +491,12 @@ def run_search(
     with _sigterm_as_interrupt():
         try:
             if settings.trials_per_process == 0:
-                objective = Objective(space, splits, settings.epochs, settings.seed)
-                outcome.ran, outcome.stopped_reason = trial_loop(
-                    study, objective, settings.trials, deadline, None, _ReporterEvents(study, reporter)
-                )
+                stop = threading.Event()
+                objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set)
+                with _sigint_between_batches(stop, lambda: objective.training):
+                    outcome.ran, outcome.stopped_reason = trial_loop(
+                        study, objective, settings.trials, deadline, None, _ReporterEvents(study, reporter)
+                    )
             else:
                 _run_in_workers(settings, space, splits, study, storage_url, deadline, reporter, outcome)
         except KeyboardInterrupt:
@@ -580,9 +603,12 @@ class _ReporterEvents:
 
 def worker_main(
     settings: SearchSettings, space: SearchSpace, splits: Splits, study_name: str, storage_url: str,
-    deadline: float | None, events: Any,
+    deadline: float | None, events: Any, stop: Any,
 ) -> None:
-    """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent."""
+    """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent.
+
+    The worker ignores SIGINT (see worker.run); the parent asks it to stop through `stop`, which the
+    running trial checks after every batch."""
     from .runtime import configure_devices
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -593,11 +619,11 @@ def worker_main(
         pruner=make_pruner(settings.pruner, settings.epochs),
     )
     events.put(("device", configure_devices(settings.mixed_precision)))
-    objective = Objective(space, splits, settings.epochs, settings.seed)
+    objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set)
     parent = mp_parent_alive()
     try:
         ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,
-                                 events.put, keep_going=parent)
+                                 events.put, keep_going=lambda: parent() and not stop.is_set())
         events.put(("done", ran, reason))
     except KeyboardInterrupt:
         events.put(("interrupted",))
@@ -630,6 +656,7 @@ def _run_in_workers(
 
     ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
     events = ctx.Queue()
+    stop = ctx.Event()
     forward = _ReporterEvents(study, reporter)
     payload = pickle.dumps((settings, space, splits, study.study_name, storage_url, deadline))
     quiet_tf = logging_quiet()
@@ -658,7 +685,7 @@ def _run_in_workers(
         while True:
             while outcome.stopped_reason is None and len(slots) < settings.workers and needs_worker():
                 process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
-                                      args=(payload, events, quiet_tf, next_id))
+                                      args=(payload, events, stop, quiet_tf, next_id))
                 process.start()
                 slots[next_id] = _Slot(process)
                 next_id += 1
@@ -683,6 +710,7 @@ def _run_in_workers(
                     raise KeyboardInterrupt
             forward(event)
     except KeyboardInterrupt:
+        stop.set()  # running trials end at their next batch and are marked interrupted
         for slot in slots.values():
             _stop(slot.process)
         for slot in slots.values():
@@ -696,11 +724,8 @@ def logging_quiet() -> bool:
 
 
 def _stop(worker: Any) -> None:
-    """Let a worker finish marking its trial after Ctrl-C; forward the signal if it did not get it."""
-    worker.join(timeout=2)
-    if worker.is_alive():
-        os.kill(worker.pid, signal.SIGINT)
-        worker.join(timeout=60)
+    """Wait for a worker asked to stop to mark its trial and exit; kill it if it hangs."""
+    worker.join(timeout=120)
     if worker.is_alive():
         worker.kill()
         worker.join()
@@ -722,6 +747,31 @@ def _fail_if_running(study: optuna.Study, number: int | None, reason: str) -> No
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
             retry(study, study._storage.get_trial(trial._trial_id))
+
+
+class _sigint_between_batches:
+    """In-process trials: Ctrl-C while Keras trains only sets `stop`, which the next batch end turns
+    into KeyboardInterrupt (see _interrupt_if); at any other moment it interrupts at once."""
+
+    def __init__(self, stop: threading.Event, training: Callable[[], bool]) -> None:
+        self.stop, self.training = stop, training
+
+    def __enter__(self) -> None:
+        self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not in the main thread: keep Python's default
+            pass
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.training() and not self.stop.is_set():
+            self.stop.set()
+        else:
+            raise KeyboardInterrupt
 
 
 class _sigterm_as_interrupt:

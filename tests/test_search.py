@@ -163,7 +163,7 @@ def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
                     os.kill(child.pid, signal.SIGINT)
                 raise KeyboardInterrupt
 
-    outcome = _run(_settings(tmp_path, trials=3, trials_per_process=5), reporter=Interrupting(quiet=True))
+    outcome = _run(_settings(tmp_path, trials=3, epochs=5, trials_per_process=5), reporter=Interrupting(quiet=True))
     assert outcome.interrupted and outcome.finished == 1
     failed = outcome.study.trials[1]
     assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "interrupted"
