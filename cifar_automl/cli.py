@@ -61,6 +61,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         sampler=args.sampler, pruner=args.pruner, study_name=args.study_name, storage=args.storage,
         studies_dir=args.studies_dir, cache_dir=args.cache_dir, mixed_precision=args.mixed_precision,
         trials_per_process=args.trials_per_process, heartbeat=args.heartbeat, workers=args.workers,
+        warm_start=args.warm_start,
     )
     prepared = prepare(settings)
     space, splits = prepared
@@ -217,9 +218,61 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """Train a textbook reference CNN with its own recipe, test it, and keep it next to a study."""
+    from .baseline import BaselineSettings, build_preset, run_baseline
+    from .presets import PRESETS
+
+    if args.list:
+        for name, preset in PRESETS.items():
+            shape = preset.default_shape
+            params = build_preset(preset, shape, 10).count_params()
+            print(f"{name:<17} {params:>11,} params on {'x'.join(map(str, shape))}, 10 classes | "
+                  f"{preset.description} | {preset.shape_note}")
+        return 0
+    if not args.model:
+        raise UserError("pass --model NAME (see cifar-automl baseline --list)")
+    r = run_baseline(BaselineSettings(
+        preset=args.model, study_name=args.study_name, storage=args.storage, studies_dir=args.studies_dir,
+        dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size, cache_dir=args.cache_dir,
+        epochs=args.epochs, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,
+    ))
+    print(f"{r['preset']}: test accuracy {r['accuracy']:.4f} (val {r['val_accuracy']:.4f}), {r['params']:,} params, "
+          f"{r['epochs']} epochs in {r['train_minutes']:.1f} min -> {r['out']} (study '{r['study']}')")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print model.summary() (layers, shapes, parameters) of a preset or of a study's trial."""
+    from .baseline import build_preset
+    from .presets import get_preset
+
+    if args.model:
+        preset = get_preset(args.model)
+        shape = tuple(args.input_shape) if args.input_shape else preset.default_shape
+        model = build_preset(preset, shape, args.classes)
+    elif args.study_name and args.trial is not None:
+        from .config import TrialConfig
+        from .models import build_model
+        from .retrain import pick_trials
+        from .search import load_existing_study
+
+        study, _ = load_existing_study(args.study_name, args.storage, args.studies_dir)
+        (trial,) = pick_trials(study, args.trial, 1)
+        data = study.user_attrs.get("data", {})
+        cfg = TrialConfig.from_dict(trial.user_attrs["config"])
+        model = build_model(cfg.arch, data.get("image_shape", (32, 32, 3)), data.get("num_classes", args.classes),
+                            name=f"{args.study_name}_trial{trial.number}")
+    else:
+        raise UserError("pass --model PRESET, or --study-name NAME --trial N")
+    model.summary()
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search, "spaces": cmd_spaces, "retrain": cmd_retrain, "export": cmd_export,
-    "predict": cmd_predict, "report": cmd_report, "dashboard": cmd_dashboard,
+    "predict": cmd_predict, "report": cmd_report, "dashboard": cmd_dashboard, "baseline": cmd_baseline,
+    "summary": cmd_summary,
 }
 
 
@@ -252,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials-per-process", type=int, default=d.trials_per_process,
                    help="trials per worker process before a fresh one takes over, keeping memory flat; "
                    "0 runs trials in this process (default: %(default)s)")
+    p.add_argument("--warm-start", metavar="baselines|STUDY",
+                   help="try first the presets this space can express, or the 5 best trials of another study")
     p.add_argument("--workers", type=int, default=d.workers,
                    help="worker processes training at once on this machine (default: %(default)s)")
     p.add_argument("--heartbeat", type=int, default=d.heartbeat,
@@ -302,6 +357,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="+", default=[], metavar="STUDY",
                    help="other studies (same storage/studies dir) to compare block types with")
     p.add_argument("--out", help="output folder (default: STUDIES_DIR/STUDY_NAME/report)")
+
+    p = sub.add_parser("baseline", help=cmd_baseline.__doc__, description=cmd_baseline.__doc__)
+    p.add_argument("--model", help="preset name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the presets with their parameter counts")
+    p.add_argument("--study-name", help="use this study's data and test split; results go to STUDY-baselines")
+    p.add_argument("--storage", help="Optuna storage URL of that study")
+    p.add_argument("--studies-dir", default="studies", help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (CPU budgets)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_args(p)
+
+    p = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
+    p.add_argument("--model", help="a preset name")
+    p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), help="(default: the preset's)")
+    p.add_argument("--classes", type=int, default=10, help="(default: %(default)s)")
+    _add_study_args(p, required=False)
+    p.add_argument("--trial", type=int, help="with --study-name: that trial's model")
 
     p = sub.add_parser("dashboard", help=cmd_dashboard.__doc__, description=cmd_dashboard.__doc__)
     _add_study_args(p, required=False)

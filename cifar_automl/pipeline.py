@@ -19,6 +19,7 @@ AUGMENTATIONS: dict[str, tuple[bool, float, float]] = {
     "flip": (True, 0.0, 0.0),
     "flip_shift": (True, 0.125, 0.0),  # 4 pixels on 32x32, as in the classic CIFAR recipe
     "flip_shift_rotate": (True, 0.125, 15.0),
+    "classic": (True, 0.1, 15.0),  # the common Keras CIFAR-10 recipe: flips, 10% shifts, 15 degrees
 }
 
 

@@ -53,17 +53,17 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "fail_reason": ua.get("fail_reason"),
             "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
             "baseline": ua.get("baseline"),
-            "test_accuracy": retrained.get(t.number, {}).get("accuracy"),
+            "test_accuracy": retrained.get(t.number, {}).get("accuracy", ua.get("test_accuracy")),
             "datetime_start": t.datetime_start,
             "datetime_complete": t.datetime_complete,
         }
         for section in ("arch", "train"):
             for key, value in cfg.get(section, {}).items():
-                if key == "block_options":
+                if key == "block_options" and value:
                     row.update({f"{cfg['arch']['block']}.{k}": v for k, v in value.items()})
                 else:
                     row[key] = value
-        if cfg:
+        if "arch" in cfg:
             row["dropout"] = f"{cfg['arch']['conv_dropout']:.2f}/{cfg['arch']['dense_dropout']:.2f}"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -57,6 +57,7 @@ def write_report(
 
     frame = tables.trials_frame(study)
     all_frames = pd.concat([frame, *(tables.trials_frame(s) for s in others)], ignore_index=True)
+    baselines = pd.concat([baseline_rows(s) for s in [study, *others]], ignore_index=True)
     summary = tables.summary(study, frame)
     board = tables.leaderboard(frame, top=20)
     blocks = tables.block_comparison(all_frames)
@@ -72,8 +73,9 @@ def write_report(
     pd.Series(summary).to_csv(out_dir / "summary.csv", header=["value"])
     (out_dir / "summary.md").write_text(markdown_summary(summary, board, blocks, retrained))
 
+    baselines.to_csv(out_dir / "baselines.csv", index=False)
     sections = build_sections(study, others, frame, all_frames, summary, board, blocks,
-                              pareto_params, pareto_time, retrained)
+                              pareto_params, pareto_time, retrained, baselines)
     page = render_page(f"cifar-automl report: {study_name}", summary, sections)
     (out_dir / "index.html").write_text(page, encoding="utf-8")
     return out_dir / "index.html"
@@ -93,8 +95,22 @@ def _best_retrain(study: optuna.Study, studies_dir: str | Path) -> tables.Retrai
 # --------------------------------------------------------------------------- sections
 
 
+def baseline_rows(study: optuna.Study) -> pd.DataFrame:
+    """The reference models kept for `study` (cifar-automl baseline), one row each."""
+    from .baseline import reference_trials
+
+    rows = [{
+        "study": study.study_name, "baseline": t.user_attrs["baseline"],
+        "val_accuracy": t.user_attrs.get("val_accuracy"), "test_accuracy": t.user_attrs.get("test_accuracy"),
+        "params": t.user_attrs.get("params"), "epochs_run": t.user_attrs.get("epochs_run"),
+        "minutes": sum(t.user_attrs.get("epoch_seconds", [])) / 60,
+        "description": t.user_attrs.get("description"),
+    } for t in reference_trials(study)]
+    return pd.DataFrame(rows)
+
+
 def build_sections(study, others, frame, all_frames, summary, board, blocks, pareto_params,
-                   pareto_time, retrained) -> list[Section]:
+                   pareto_time, retrained, baselines) -> list[Section]:
     finished = tables.finished(frame)
     sections = [
         Section("Leaderboard", "Best finished trials by validation accuracy, with their main choices, "
@@ -134,10 +150,12 @@ def build_sections(study, others, frame, all_frames, summary, board, blocks, par
         ),
         retrained_section(retrained),
     ]
-    baselines = all_frames[all_frames["baseline"].notna()] if "baseline" in all_frames else pd.DataFrame()
     if not baselines.empty:
-        sections.append(Section("Baselines", "Fixed reference models trained with their own recipes.",
-                                 [table_html(tables.leaderboard(baselines, top=50))]))
+        best_test = summary.get("retrain test accuracy")
+        intro = ("Textbook reference models trained with their own recipes (`cifar-automl baseline`) on "
+                 "the same data and evaluated on the same test split"
+                 + (f"; the retrained search winner reached {best_test:.4f}." if best_test else "."))
+        sections.insert(1, Section("Baselines", intro, [table_html(baselines)]))
     return sections
 
 

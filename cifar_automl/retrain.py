@@ -122,7 +122,6 @@ def retrain_trial(
     import keras
 
     from .models import build_model
-    from .train import EpochProgress, fit
 
     cfg = TrialConfig.from_dict(trial.user_attrs["config"])
     epochs = settings.epochs or EPOCH_MULTIPLIER * int(search_settings["epochs"])
@@ -141,36 +140,7 @@ def retrain_trial(
     keras.utils.set_random_seed(settings.seed)
     model = build_model(cfg.arch, x_train.shape[1:], len(splits.class_names), mean=mean, std=std,
                         name=f"{study.study_name}_trial{trial.number}")
-    callbacks: list[keras.callbacks.Callback] = []
-    if settings.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=settings.patience, restore_best_weights=True,
-        ))
-    if settings.progress:
-        callbacks.append(EpochProgress(epochs, desc=f"retrain trial {trial.number}"))
-    start = time.perf_counter()
-    result = fit(model, x_train, y_train, cfg.train, validation=validation, callbacks=callbacks,
-                 seed=settings.seed)
-    train_seconds = time.perf_counter() - start
-    if result.nan_epoch is not None:
-        raise StudyError(f"retraining trial {trial.number} diverged (loss NaN at epoch {result.nan_epoch + 1})")
-
-    evaluation = evaluate_model(model, splits.x_test, splits.y_test, splits.class_names,
-                                tta_flip=settings.tta_flip)
-    metrics = {
-        **evaluation.metrics,
-        "trial": trial.number,
-        "val_accuracy_search": trial.value,
-        "epochs": result.epochs_run,
-        "train_images": int(len(x_train)),
-        "train_minutes": train_seconds / 60,
-        "params": int(model.count_params()),
-    }
     out = retrain_dir(settings.studies_dir, study.study_name, trial.number)
-    if out.exists():
-        shutil.rmtree(out)  # only reached with --overwrite (checked before training)
-    out.mkdir(parents=True)
-    model.save(out / MODEL_FILE)
     card = {
         "study": study.study_name,
         "trial": trial.number,
@@ -184,12 +154,69 @@ def retrain_trial(
         "cifar_automl_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_artifacts(out, card, result, evaluation, metrics, splits)
+    result, evaluation, metrics = fit_evaluate_save(
+        model, cfg.train, x_train, y_train, validation, splits, out, card,
+        patience=settings.patience if settings.early_stopping else None,
+        progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
+        tta_flip=settings.tta_flip, extra={"trial": trial.number, "val_accuracy_search": trial.value},
+    )
     summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params")}
     summary.update(path=str(out), created=card["created"], tta_flip=settings.tta_flip)
     study.set_user_attr(f"retrain:{trial.number}", summary)
     keras.backend.clear_session(free_memory=True)
     return RetrainResult(trial.number, out, metrics, result, evaluation)
+
+
+def fit_evaluate_save(
+    model: Any,
+    train_cfg: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    splits: Splits,
+    out: Path,
+    card: dict[str, Any],
+    *,
+    patience: int | None,
+    progress: bool,
+    desc: str,
+    seed: int,
+    tta_flip: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> tuple[FitResult, Evaluation, dict[str, Any]]:
+    """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
+    artifacts in `out` (replacing what is there). Shared by retraining and baselines."""
+    import keras
+
+    from .train import EpochProgress, fit
+
+    callbacks: list[keras.callbacks.Callback] = []
+    if patience is not None and validation is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True,
+        ))
+    if progress:
+        callbacks.append(EpochProgress(train_cfg.epochs, desc=desc))
+    start = time.perf_counter()
+    result = fit(model, x_train, y_train, train_cfg, validation=validation, callbacks=callbacks, seed=seed)
+    train_seconds = time.perf_counter() - start
+    if result.nan_epoch is not None:
+        raise StudyError(f"{desc} diverged (loss NaN at epoch {result.nan_epoch + 1})")
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, splits.class_names, tta_flip=tta_flip)
+    metrics = {
+        **evaluation.metrics,
+        **(extra or {}),
+        "epochs": result.epochs_run,
+        "train_images": int(len(x_train)),
+        "train_minutes": train_seconds / 60,
+        "params": int(model.count_params()),
+    }
+    if out.exists():
+        shutil.rmtree(out)  # callers refuse an existing folder unless told to overwrite
+    out.mkdir(parents=True)
+    model.save(out / MODEL_FILE)
+    write_artifacts(out, card, result, evaluation, metrics, splits)
+    return result, evaluation, metrics
 
 
 def write_artifacts(
@@ -236,15 +263,24 @@ def write_artifacts(
 
 
 def model_card(card: dict[str, Any], metrics: dict[str, Any], per_class: pd.DataFrame) -> str:
-    arch, train = card["config"]["arch"], card["config"]["train"]
+    train = card["config"]["train"]
     data = card["data"]
     shape = "x".join(str(d) for d in card["input_shape"])
+    if "preset" in card:
+        title = f"reference model {card['preset']}"
+        what = (f"The reference model `{card['preset']}` ({card['description']}), trained with its own recipe "
+                f"by cifar-automl {card['cifar_automl_version']} on {data['retrain_train_images']:,} images "
+                f"for {metrics['epochs']} epochs.")
+    else:
+        arch = card["config"]["arch"]
+        title = f"{card['study']} trial {card['trial']}"
+        what = (f"A {arch['block']} CNN ({arch['stages']} stages x {arch['blocks_per_stage']} blocks, "
+                f"widths from {arch['base_filters']}) found by cifar-automl {card['cifar_automl_version']} "
+                f"and retrained on {data['retrain_train_images']:,} images for {metrics['epochs']} epochs.")
     lines = [
-        f"# Model card: {card['study']} trial {card['trial']}",
+        f"# Model card: {title}",
         "",
-        f"A {arch['block']} CNN ({arch['stages']} stages x {arch['blocks_per_stage']} blocks, "
-        f"widths from {arch['base_filters']}) found by cifar-automl {card['cifar_automl_version']} "
-        f"and retrained on {data['retrain_train_images']:,} images for {metrics['epochs']} epochs.",
+        what,
         "",
         "## Data",
         f"- data set: {data['dataset']} ({data['source']}), input {shape}, {len(card['class_names'])} classes: "

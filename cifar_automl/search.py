@@ -64,6 +64,7 @@ class SearchSettings:
     trials_per_process: int = 10  # worker process replaced after this many trials (0: run in-process)
     heartbeat: int = 30  # seconds; a database trial silent for 3 heartbeats is failed and re-run
     workers: int = 1  # worker processes training at once on this machine
+    warm_start: str | None = None  # "baselines" or a study name: its configurations are tried first
 
 
 @dataclass
@@ -99,7 +100,8 @@ def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
+    sqlite = url.startswith("sqlite:///")
+    if sqlite:
         path = Path(url.removeprefix("sqlite:///"))
         _check_writable_dir(path.parent)
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
@@ -107,12 +109,20 @@ def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
+                # SQLite: wait for a lock held by another process (worker, dashboard) instead of failing
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
                 heartbeat_interval=heartbeat,  # seconds between a running trial's heartbeats
                 grace_period=3 * heartbeat,  # a RUNNING trial silent this long is failed and re-queued
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
+        if sqlite:  # write-ahead log: readers (dashboard, report) never block the workers' writes
+            from sqlalchemy import text
+
+            with storage.engine.connect() as conn:
+                conn.execute(text("PRAGMA journal_mode=WAL"))
+        return storage
     except (SQLAlchemyError, ValueError, ImportError, RuntimeError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
@@ -416,6 +426,32 @@ def requeue_interrupted(study: optuna.Study) -> int:
     return count
 
 
+def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
+    """Queue configurations to try first: the presets this space can express ("baselines"), or the
+    five best complete trials of another study. Once per study and source (recorded in the study)."""
+    source = settings.warm_start
+    done = study.user_attrs.get("warm_started", [])
+    if source in done:
+        return []
+    if source == "baselines":
+        from .presets import PRESETS
+
+        candidates = [(p.name, p.as_config()) for p in PRESETS.values() if p.as_config is not None]
+    else:
+        other, _ = load_existing_study(source, settings.storage, settings.studies_dir)
+        best = sorted((t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if "config" in t.user_attrs), key=lambda t: t.value, reverse=True)[:5]
+        candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
+    queued = []
+    for label, cfg in candidates:
+        params = space.params_for(cfg)
+        if params is not None:
+            study.enqueue_trial(params, user_attrs={"warm_start": label})
+            queued.append(label)
+    study.set_user_attr("warm_started", [*done, source])
+    return queued
+
+
 def prepare(settings: SearchSettings) -> tuple[SearchSpace, Splits]:
     """Validate settings, load the space and the data (no storage touched yet)."""
     if settings.trials < 1:
@@ -484,6 +520,10 @@ def run_search(
     requeued = requeue_interrupted(study)
     if requeued:
         outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
+    if settings.warm_start:
+        queued = warm_start(study, space, settings)
+        outcome.notes.append(f"warm start from {settings.warm_start}: {len(queued)} configuration(s) queued"
+                             + (f" ({', '.join(queued)})" if queued else ""))
     reporter = reporter or SearchReporter(quiet=True)
     start = time.monotonic()
     deadline = time.time() + settings.timeout if settings.timeout else None

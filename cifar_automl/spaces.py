@@ -33,6 +33,7 @@ import yaml
 from .blocks import BLOCKS, block_option_defaults
 from .config import ArchConfig, TrainConfig, TrialConfig
 from .errors import SpaceError
+from .pipeline import AUGMENTATIONS
 
 _FIELD_TYPES = {
     "arch": {f.name: f for f in dataclasses.fields(ArchConfig) if f.name != "block_options"},
@@ -44,7 +45,7 @@ _CHOICES = {
     ("arch", "head"): ("gap", "flatten"),
     ("train", "optimizer"): ("adam", "adamw", "sgd", "rmsprop"),
     ("train", "lr_schedule"): ("constant", "cosine", "onecycle"),
-    ("train", "augment"): ("none", "flip", "flip_shift", "flip_shift_rotate"),
+    ("train", "augment"): tuple(AUGMENTATIONS),
 }
 
 
@@ -86,6 +87,27 @@ class Param:
             return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
         return trial.suggest_categorical(self.name, list(self.choices))
 
+    def contains(self, value: Any) -> bool:
+        if self.kind == "fixed":
+            return value == self.value
+        if self.kind == "categorical":  # True == 1 in Python: keep booleans and numbers apart
+            return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        if self.step:
+            steps = (value - self.low) / self.step
+            return abs(steps - round(steps)) < 1e-6
+        return True
+
+    def nearest(self, value: Any) -> Any:
+        """A number moved into this range (and onto its step); anything else unchanged."""
+        if self.kind not in ("int", "float") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        value = min(max(value, self.low), self.high)
+        if self.step:
+            value = self.low + round((value - self.low) / self.step) * self.step
+        return int(round(value)) if self.kind == "int" else float(value)
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, (), False)}
         out.pop("name")
@@ -119,6 +141,30 @@ class SearchSpace:
         """Hash of what the space samples (not its comments or description): a study stores it."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def params_for(self, cfg: TrialConfig) -> dict[str, Any] | None:
+        """The Optuna parameters under which this space samples `cfg` (numbers moved into the space's
+        ranges, e.g. no weight decay -> the smallest searched), or None if a choice is not in it."""
+        params: dict[str, Any] = {}
+        sections = [
+            (self.arch, lambda f: getattr(cfg.arch, f)),
+            (self.blocks.get(cfg.arch.block, ()), lambda f: cfg.arch.block_options.get(f)),
+            (self.train, lambda f: getattr(cfg.train, f)),
+        ]
+        if cfg.arch.block not in self.block_choices:
+            return None
+        for params_of, value_of in sections:
+            values: dict[str, Any] = {}
+            for p in params_of:
+                if not all(values.get(k) == v for k, v in p.when):
+                    continue
+                value = p.nearest(value_of(p.field))
+                values[p.field] = value
+                if not p.contains(value):
+                    return None
+                if p.kind != "fixed":
+                    params[p.name] = value
+        return params
 
     def sample(self, trial: TrialLike, epochs: int) -> TrialConfig:
         """Sample one configuration. Block options are sampled only for the chosen block."""
