@@ -24,8 +24,11 @@ def _reachable(url):
     try:
         import sqlalchemy
 
-        with sqlalchemy.create_engine(url).connect():
-            return True
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
     except Exception:
         return False
 
@@ -42,8 +45,19 @@ def _worker(tree, study, trials, log):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+_STORAGE = []
+
+
+def _storage():
+    """One storage (one connection pool) for all the test's polling: a new one per poll would use up
+    the server's connection slots."""
+    if not _STORAGE:
+        _STORAGE.append(optuna.storages.RDBStorage(URL))
+    return _STORAGE[0]
+
+
 def _running(study_name):
-    study = optuna.load_study(study_name=study_name, storage=URL)
+    study = optuna.load_study(study_name=study_name, storage=_storage())
     return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 
@@ -77,7 +91,7 @@ def test_three_workers_one_killed_twice(tmp_path):
     for p in procs:
         assert p.returncode in (0, -signal.SIGKILL), (tmp_path / "worker0.log").read_text()[-3000:]
 
-    study = optuna.load_study(study_name=name, storage=URL)
+    study = optuna.load_study(study_name=name, storage=_storage())
     all_trials = study.get_trials(deepcopy=False)
     finished = [t for t in all_trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == trials, [(t.number, t.state.name) for t in all_trials]
@@ -92,7 +106,7 @@ def test_three_workers_one_killed_twice(tmp_path):
 
 def _study_exists(name):
     try:
-        optuna.load_study(study_name=name, storage=URL)
+        optuna.load_study(study_name=name, storage=_storage())
         return True
     except KeyError:
         return False
