@@ -7,7 +7,6 @@ study is left consistent.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from typing import Callable, Sequence

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 
