@@ -65,12 +65,14 @@ def main() -> None:
     args = p.parse_args()
 
     from cifar_automl.export import FORMATS, export_model
+    from cifar_automl.report import best_retrained
     from cifar_automl.retrain import RetrainSettings, load_study_data, retrain_dir
     from cifar_automl.search import load_existing_study
 
     study, _ = load_existing_study(args.study_name, studies_dir=args.studies_dir)
-    done = {int(k.split(":")[1]): v for k, v in study.user_attrs.items() if k.startswith("retrain:")}
-    trial = args.trial if args.trial is not None else max(done, key=lambda n: done[n]["accuracy"])
+    trial = args.trial if args.trial is not None else best_retrained(study)
+    if trial is None:
+        sys.exit(f"no trial of study '{args.study_name}' has been retrained: run cifar-automl retrain first")
     folder = retrain_dir(args.studies_dir, args.study_name, trial)
     recorded = json.loads((folder / "metrics.json").read_text())["accuracy"]
     splits, _ = load_study_data(study, RetrainSettings(study_name=args.study_name))

@@ -152,13 +152,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _best_retrained(args: argparse.Namespace) -> int:
+    from .report import best_retrained
     from .search import load_existing_study
 
     study, _ = load_existing_study(args.study_name, args.storage, args.studies_dir)
-    done = {int(k.split(":", 1)[1]): v for k, v in study.user_attrs.items() if k.startswith("retrain:")}
-    if not done:
+    trial = best_retrained(study)
+    if trial is None:
         raise UserError(f"no trial of study '{args.study_name}' has been retrained: run cifar-automl retrain first")
-    return max(done, key=lambda n: done[n]["accuracy"])
+    return trial
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -76,6 +76,12 @@ def retrain_summaries(study: optuna.Study) -> dict[int, dict[str, Any]]:
     }
 
 
+def best_retrained(study: optuna.Study) -> int | None:
+    """The retrained trial with the best test accuracy, or None before any retrain."""
+    done = retrain_summaries(study)
+    return max(done, key=lambda n: done[n]["accuracy"]) if done else None
+
+
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame

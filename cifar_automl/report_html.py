@@ -82,11 +82,10 @@ def write_report(
 
 
 def _best_retrain(study: optuna.Study, studies_dir: str | Path) -> tables.RetrainArtifacts | None:
-    done = tables.retrain_summaries(study)
-    if not done:
+    trial = tables.best_retrained(study)
+    if trial is None:
         return None
-    trial = max(done, key=lambda n: done[n]["accuracy"])
-    path = Path(done[trial].get("path", ""))
+    path = Path(tables.retrain_summaries(study)[trial].get("path", ""))
     if not path.is_dir():  # the study moved: look in the default place
         path = Path(studies_dir) / study.study_name / "retrain" / str(trial)
     return tables.load_retrain(path, trial)

@@ -789,48 +789,45 @@ def _fail_if_running(study: optuna.Study, number: int | None, reason: str) -> No
             retry(study, study._storage.get_trial(trial._trial_id))
 
 
-class _sigint_between_batches:
-    """In-process trials: Ctrl-C while Keras trains only sets `stop`, which the next batch end turns
-    into KeyboardInterrupt (see _interrupt_if); at any other moment it interrupts at once."""
+class _on_signal:
+    """Install `handler` for `signum` inside the block (nothing outside the main thread, where
+    Python allows no signal handlers), restoring the previous one after."""
 
-    def __init__(self, stop: threading.Event, training: Callable[[], bool]) -> None:
-        self.stop, self.training = stop, training
-
-    def __enter__(self) -> None:
-        self._previous = None
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not in the main thread: keep Python's default
-            pass
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.training() and not self.stop.is_set():
-            self.stop.set()
-        else:
-            raise KeyboardInterrupt
-
-
-class _sigterm_as_interrupt:
-    """Treat SIGTERM (cluster pre-emption, `kill`) like Ctrl-C: stop cleanly after marking the trial."""
+    def __init__(self, signum: int, handler: Callable[[int, Any], None]) -> None:
+        self.signum, self.handler = signum, handler
 
     def __enter__(self) -> None:
         self._previous = None
         try:
-            self._previous = signal.signal(signal.SIGTERM, self._handler)
+            self._previous = signal.signal(self.signum, self.handler)
         except ValueError:  # not in the main thread
             pass
 
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+            signal.signal(self.signum, self._previous)
 
-    @staticmethod
-    def _handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> _on_signal:
+    """Treat SIGTERM (cluster pre-emption, `kill`) like Ctrl-C: stop cleanly after marking the trial."""
+    return _on_signal(signal.SIGTERM, _interrupt)
+
+
+def _sigint_between_batches(stop: threading.Event, training: Callable[[], bool]) -> _on_signal:
+    """In-process trials: Ctrl-C while Keras trains only sets `stop`, which the next batch end turns
+    into KeyboardInterrupt (see _interrupt_if); at any other moment it interrupts at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if training() and not stop.is_set():
+            stop.set()
+        else:
+            raise KeyboardInterrupt
+
+    return _on_signal(signal.SIGINT, handler)
 
 
 # --------------------------------------------------------------------------- progress
