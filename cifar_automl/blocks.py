@@ -52,6 +52,19 @@ def block_option_defaults(name: str) -> dict[str, Any]:
     return dict(BLOCKS[name].options) if name in BLOCKS else {}
 
 
+def subsample(x: Any, stride: int, *, name: str) -> Any:
+    """`x[:, ::stride, ::stride, :]` as a Keras layer (a 1x1 max pool), for strided 1x1 convolutions.
+
+    A 1x1 conv with stride s equals this subsampling followed by a 1x1 conv with stride 1, and the
+    second form must be used: TensorFlow 2.21's oneDNN kernel for the filter gradient of a strided 1x1
+    conv corrupts the heap when the batch size is odd (the process dies with SIGSEGV/SIGABRT on the
+    last, partial batch of an epoch). tests/test_blocks.py keeps a check that trains through it.
+    """
+    if stride == 1:
+        return x
+    return layers.MaxPooling2D(pool_size=1, strides=stride, name=f"{name}_subsample")(x)
+
+
 def conv_bn_act(
     x: Any,
     filters: int,
@@ -135,7 +148,9 @@ def residual_block(
         pre = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pre_bn")(x) if batch_norm else x
         pre = layers.Activation(activation, name=f"{name}_pre_act")(pre)
         shortcut = (
-            layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj_conv")(pre)
+            layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_proj_conv")(
+                subsample(pre, stride, name=f"{name}_proj")
+            )
             if needs_projection
             else x
         )
@@ -152,7 +167,8 @@ def residual_block(
     shortcut = x
     if needs_projection:
         shortcut = conv_bn_act(
-            x, filters, 1, strides=stride, activation=None, batch_norm=batch_norm, name=f"{name}_proj"
+            subsample(x, stride, name=f"{name}_proj"), filters, 1, activation=None, batch_norm=batch_norm,
+            name=f"{name}_proj",
         )
     y = conv_bn_act(
         x, filters, kernel_size, strides=stride, activation=activation, batch_norm=batch_norm,

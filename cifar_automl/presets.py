@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import keras
 from keras import layers
 
+from .blocks import subsample
 from .config import ArchConfig, TrainConfig, TrialConfig
 
 
@@ -172,7 +173,9 @@ def wrn_16_8(input_shape: Sequence[int], num_classes: int) -> keras.Model:
             pre = layers.Activation("relu", name=f"{name}_relu1")(pre)
             shortcut = x
             if s != 1 or x.shape[-1] != width:
-                shortcut = layers.Conv2D(width, 1, strides=s, use_bias=False, name=f"{name}_proj")(pre)
+                shortcut = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_proj")(
+                    subsample(pre, s, name=name)
+                )
             y = layers.Conv2D(width, 3, strides=s, padding="same", use_bias=False, name=f"{name}_conv1")(pre)
             y = layers.BatchNormalization(name=f"{name}_bn2")(y)
             y = layers.Activation("relu", name=f"{name}_relu2")(y)

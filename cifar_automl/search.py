@@ -606,13 +606,23 @@ def trial_loop(
             events(("wait", running))
             time.sleep(WAIT_POLL_SECONDS)
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(objective, n_trials=1)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective, n_trials=1)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            # Optuna could not record the trial because it is already finished: this worker's heartbeat
+            # was late (a stalled machine) and another worker failed the trial as stale and re-queued it
+            if not _finished_elsewhere(study, objective.last_number):
+                raise
         ran += 1
         if objective.last_number is not None:
             events(("trial", objective.last_number))
     return ran, None
+
+
+def _finished_elsewhere(study: optuna.Study, number: int | None) -> bool:
+    return number is not None and study.get_trials(deepcopy=False)[number].state == TrialState.FAIL
 
 
 def mp_parent_alive() -> Callable[[], bool]:
@@ -780,8 +790,11 @@ def _fail_if_running(study: optuna.Study, number: int | None, reason: str) -> No
     trial = study.get_trials(deepcopy=False)[number]
     if trial.state != TrialState.RUNNING:
         return
-    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # failed (and re-queued) meanwhile by another worker's heartbeat check
     if reason != "interrupted":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -33,6 +36,34 @@ def test_residual_downsamples_with_projection_shortcuts():
     names = [layer.name for layer in model.layers]
     assert "stage2_block1_proj_conv" in names and "stage3_block1_proj_conv" in names
     assert model.get_layer("stage3_block1_add").output.shape[1:3] == (8, 8)
+
+
+def strided_1x1_convs(model):
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+            and layer.kernel_size == (1, 1) and layer.strides != (1, 1)]
+
+
+@pytest.mark.parametrize("preact", [False, True])
+def test_projection_shortcuts_survive_odd_batches(preact):
+    """TensorFlow 2.21's oneDNN filter gradient of a strided 1x1 conv corrupts the heap on odd batch
+    sizes; the builders subsample first. The training runs in a child process, so a crash fails this
+    test instead of killing the suite."""
+    model = build_model(ArchConfig(block="residual", stages=2, base_filters=8,
+                                   block_options={"preact": preact}), (10, 10, 3), 3)
+    assert not strided_1x1_convs(model)
+    assert model.get_layer("stage2_block1_add").output.shape[1:3] == (5, 5)
+    code = (
+        "import numpy as np\n"
+        "from cifar_automl.config import ArchConfig\n"
+        "from cifar_automl.models import build_model\n"
+        f"m = build_model(ArchConfig(block='residual', stages=2, base_filters=8, "
+        f"block_options={{'preact': {preact}}}), (10, 10, 3), 3)\n"
+        "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
+        "r = np.random.default_rng(0)\n"
+        "m.fit(r.random((39, 10, 10, 3)), r.integers(0, 3, 39), batch_size=32, epochs=3, verbose=0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_block_options_reach_the_builder():

@@ -13,6 +13,7 @@ from cifar_automl.report_html import write_report
 from cifar_automl.search import SearchSettings, run_search
 from cifar_automl.spaces import load_space
 
+from .test_models import strided_1x1_convs
 from .helpers import synthetic_splits
 
 
@@ -56,6 +57,7 @@ def test_preset_builds_trains_a_step_and_has_its_parameter_count(name):
     preset = PRESETS[name]
     model = build_preset(preset, preset.default_shape, 10)
     assert model.count_params() == EXPECTED[name]
+    assert not strided_1x1_convs(model)  # see test_projection_shortcuts_survive_odd_batches
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).integers(0, 256, (2, *preset.default_shape)).astype("float32")
     assert np.isfinite(model.train_on_batch(x, np.array([0, 1])))

@@ -103,6 +103,24 @@ def test_a_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(tmp_p
     assert outcome.finished == 2
 
 
+def test_a_trial_failed_by_another_worker_mid_run_does_not_stop_this_one(tmp_path):
+    """A worker whose heartbeat was late finds its running trial failed (and re-queued) by a peer:
+    Optuna cannot record it, and the worker goes on with the next trial instead of crashing."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    objective = search_mod.Objective(load_space("tiny"), SPLITS, epochs=2, seed=0)
+
+    def events(event):
+        if event[:3] == ("epoch", 0, 1):  # the peer's heartbeat check, during trial 0
+            study._storage.set_trial_state_values(study.trials[0]._trial_id, TrialState.FAIL)
+
+    ran, reason = search_mod.trial_loop(study, objective, target=2, deadline=None, max_trials=None,
+                                        events=events)
+    states = [t.state for t in study.trials]
+    assert states[0] == TrialState.FAIL
+    assert ran == 3 and reason is None and count_finished(study) == 2
+    assert 2 not in study.trials[0].intermediate_values  # epoch 2 was not recorded
+
+
 def test_bad_settings_and_storage_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--trials must be at least 1"):
         search_mod.prepare(_settings(tmp_path, trials=0))

@@ -36,13 +36,16 @@ def _reachable(url):
 pytestmark = pytest.mark.skipif(not URL or not _reachable(URL), reason="needs CIFAR_AUTOML_TEST_POSTGRES")
 
 
-def _worker(tree, study, trials, log):
+def _worker(tree, study, trials, log_path):
     cmd = [sys.executable, "-m", "cifar_automl", "search", "--storage", URL, "--study-name", study,
            "--space", "tiny", "--dataset", "folder", "--data-dir", str(tree), "--subset", "1.0",
            "--cache-dir", str(tree.parent / "cache"), "--trials", str(trials), "--epochs", "3",
            "--heartbeat", "1", "--trials-per-process", "3", "--pruner", "none", "--quiet"]
     # a session of its own, so SIGKILL to the group takes the worker's trial process too (a lost machine)
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log_path
+    return proc
 
 
 _STORAGE = []
@@ -65,13 +68,12 @@ def test_three_workers_one_killed_twice(tmp_path):
     tree = write_image_tree(tmp_path / "tree", n_per_class=20, size=10)
     name = f"workers-{uuid.uuid4().hex[:8]}"
     trials = 8
-    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(4)]
-    procs = [_worker(tree, name, trials, logs[0])]
+    procs = [_worker(tree, name, trials, tmp_path / "worker0.log")]
     # let the first worker create the study, then start the other two
     deadline = time.time() + 120
     while time.time() < deadline and not _study_exists(name):
         time.sleep(0.5)
-    procs += [_worker(tree, name, trials, logs[i]) for i in (1, 2)]
+    procs += [_worker(tree, name, trials, tmp_path / f"worker{i}.log") for i in (1, 2)]
     victim = procs[0]
     kills = 0
     deadline = time.time() + 600
@@ -81,7 +83,7 @@ def test_three_workers_one_killed_twice(tmp_path):
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
             kills += 1
-            victim = _worker(tree, name, trials, logs[3])  # the machine comes back
+            victim = _worker(tree, name, trials, tmp_path / f"worker{len(procs)}.log")  # the machine comes back
             procs.append(victim)
         time.sleep(0.3)
     assert kills == 2, "the victim never ran a trial"
@@ -89,7 +91,7 @@ def test_three_workers_one_killed_twice(tmp_path):
         if p.poll() is None:
             p.wait(timeout=600)
     for p in procs:
-        assert p.returncode in (0, -signal.SIGKILL), (tmp_path / "worker0.log").read_text()[-3000:]
+        assert p.returncode in (0, -signal.SIGKILL), p.log_path.read_text()[-4000:]
 
     study = optuna.load_study(study_name=name, storage=_storage())
     all_trials = study.get_trials(deepcopy=False)
