@@ -7,15 +7,17 @@ study is left consistent.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +36,15 @@ def _subset(text: str) -> float | int | None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _duration(text: str) -> float:
+    from .auto import parse_duration
+
+    try:
+        return parse_duration(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
 
@@ -48,12 +59,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/cifar-automl)")
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    """Create or resume a study and run trials until it holds --trials finished trials."""
-    from .report import TERMINAL_COLUMNS, format_table, leaderboard, trials_frame
-    from .search import SearchReporter, SearchSettings, prepare, run_search
+def _search_settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from .search import SearchSettings
 
-    settings = SearchSettings(
+    values = dict(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
         subset=args.subset, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         trials=args.trials, epochs=args.epochs, timeout=args.timeout, seed=args.seed,
@@ -62,6 +71,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         trials_per_process=args.trials_per_process, heartbeat=args.heartbeat, workers=args.workers,
         warm_start=args.warm_start,
     )
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def _search(args: argparse.Namespace, settings: Any) -> tuple[int, Any, Any]:
+    """Run a search with progress on the terminal; returns (exit code, outcome, splits)."""
+    from .report import TERMINAL_COLUMNS, format_table, leaderboard, trials_frame
+    from .search import SearchReporter, prepare, run_search
+
     prepared = prepare(settings)
     space, splits = prepared
     info = splits.info
@@ -83,11 +101,57 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if outcome.interrupted:
         _say(f"interrupted: the study is saved; resume with: {resume}")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, outcome, splits
     if outcome.stopped_reason:
         _say(f"stopped early: {outcome.stopped_reason}; resume with: {resume}")
-        return 1 if "failed" in outcome.stopped_reason else 0
+        return (1 if "failed" in outcome.stopped_reason else 0), outcome, splits
     _say(f"watch it live: optuna-dashboard {outcome.storage_url}")
+    return 0, outcome, splits
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Create or resume a study and run trials until it holds --trials finished trials."""
+    return _search(args, _search_settings(args))[0]
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    """Search, retrain a winner and write the report, all within --budget of wall time."""
+    import time
+
+    from .auto import choose_retrain, plan_budget, study_trials
+    from .report_html import write_report
+    from .retrain import RetrainSettings, load_study_data, retrain_dir, retrain_trial
+
+    start = time.time()
+    if args.timeout is not None:
+        raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
+    plan = plan_budget(args.budget, args.search_share)
+    _say(plan.describe())
+    code, outcome, search_splits = _search(args, _search_settings(args, timeout=plan.search))
+    if code != 0 and outcome.stopped_reason != "--timeout reached":
+        return code
+    study = outcome.study
+    rs = RetrainSettings(study_name=study.study_name, storage=args.storage, studies_dir=args.studies_dir,
+                         seed=args.seed, cache_dir=args.cache_dir, overwrite=True, progress=not args.quiet)
+    splits, ss = load_study_data(study, rs)
+    left = start + plan.total - plan.reserve - time.time()
+    choice = choose_retrain(
+        study_trials(study), left, retrain_images=len(splits.x_train) + len(splits.x_val),
+        search_train_images=search_splits.info["n_train"], test_images=len(splits.y_test),
+    )
+    trial = study.get_trials(deepcopy=False)[choice.trial]
+    flips = "flip" in trial.user_attrs["config"]["train"]["augment"]
+    _say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.epochs} "
+         f"epochs of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
+         f"{', flip TTA' if flips else ''}; {left / 60:.0f} min left")
+    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, tta_flip=flips)
+    result = retrain_trial(study, trial, splits, ss, rs)
+    page = write_report(study.study_name, storage=args.storage, studies_dir=args.studies_dir)
+    m = result.metrics
+    used = time.time() - start
+    print(f"trial {choice.trial}: test accuracy {m['accuracy']:.4f} after {choice.epochs} epochs; "
+          f"{used / 60:.1f} of {plan.total / 60:.0f} min used -> {retrain_dir(args.studies_dir, study.study_name, choice.trial)}")
+    print(f"report: {page}")
     return 0
 
 
@@ -272,20 +336,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search, "spaces": cmd_spaces, "retrain": cmd_retrain, "export": cmd_export,
     "predict": cmd_predict, "report": cmd_report, "dashboard": cmd_dashboard, "baseline": cmd_baseline,
-    "summary": cmd_summary,
+    "summary": cmd_summary, "auto": cmd_auto,
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .search import PRUNERS, SAMPLERS, SearchSettings
+def _add_search_args(p: argparse.ArgumentParser, d: Any) -> None:
+    from .search import PRUNERS, SAMPLERS
 
-    d = SearchSettings()
-    parser = _Parser(prog="cifar-automl", description="AutoML search for Keras image classifiers.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
     p.add_argument("--space", default=d.space, help="built-in space name or path to a YAML file (default: %(default)s)")
     p.add_argument("--trials", type=int, default=d.trials, help="finished trials the study must hold (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="max epochs per trial (default: %(default)s)")
@@ -315,6 +372,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="rows of the final table (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-trial lines")
     _add_data_args(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .auto import SEARCH_SHARE
+    from .search import SearchSettings
+
+    d = SearchSettings()
+    parser = _Parser(prog="cifar-automl", description="AutoML search for Keras image classifiers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
+    _add_search_args(p, d)
+
+    p = sub.add_parser("auto", help=cmd_auto.__doc__, description=cmd_auto.__doc__)
+    p.add_argument("--budget", type=_duration, required=True,
+                   help="wall time for search + retrain + test + report, e.g. 2h, 90m, 1h30m")
+    p.add_argument("--search-share", type=float, default=SEARCH_SHARE,
+                   help="share of the budget spent searching (default: %(default)s)")
+    _add_search_args(p, dataclasses.replace(d, trials=AUTO_TRIALS))
 
     p = sub.add_parser("spaces", help=cmd_spaces.__doc__, description=cmd_spaces.__doc__)
     p.add_argument("name", nargs="?", help="print this space's YAML")

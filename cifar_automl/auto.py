@@ -1,0 +1,127 @@
+"""Wall-time budgets: split a budget between search and retrain, and size the retrain to what is left.
+
+`cifar-automl auto --budget 2h` searches for `search_share` of the budget, then retrains one of the best
+trials on all training data for as many epochs as the rest of the budget holds, evaluates it on the
+test split and writes the report. Epoch times on the retrain data are estimated from the trial's own
+recorded training speed (images/s of its steady-state epochs), so the plan needs no extra runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .errors import UserError
+
+SEARCH_SHARE = 0.5  # of the budget, for the search
+RESERVE_SHARE = 0.04  # of the budget, kept for loading data, the test evaluation and the report
+TOP_CANDIDATES = 3  # retrain one of this many best trials
+MAX_EPOCH_MULTIPLE = 15  # retrain at most this many times the trial's search epochs
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """'90m', '2h', '1h30m', '45s' or plain seconds ('5400') -> seconds."""
+    s = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        seconds = float(s)
+    elif re.fullmatch(r"(\d+(\.\d+)?[hms])+", s):
+        seconds = sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([hms])", s))
+    else:
+        raise UserError(f"cannot read the duration '{text}': use e.g. 2h, 90m, 1h30m or seconds")
+    if seconds <= 0:
+        raise UserError(f"the duration must be positive, not '{text}'")
+    return seconds
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    total: float
+    search: float
+    retrain: float
+    reserve: float
+
+    def describe(self) -> str:
+        return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
+                f"{self.retrain / 60:.0f} min, {self.reserve / 60:.1f} min kept for data, evaluation and report")
+
+
+def plan_budget(total_seconds: float, search_share: float = SEARCH_SHARE) -> BudgetPlan:
+    if not 0 < search_share < 1:
+        raise UserError(f"--search-share must be between 0 and 1, not {search_share}")
+    reserve = RESERVE_SHARE * total_seconds
+    search = search_share * (total_seconds - reserve)
+    return BudgetPlan(total_seconds, search, total_seconds - reserve - search, reserve)
+
+
+@dataclass(frozen=True)
+class RetrainChoice:
+    trial: int
+    epochs: int
+    epoch_seconds: float  # estimated, on the retrain data
+    val_accuracy: float
+    reason: str
+
+
+def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | None:
+    """Training seconds per image of this trial, from its steady-state epochs (the first one also traces
+    the graph); None when the trial recorded no epoch."""
+    train = trial.user_attrs.get("train_seconds") or []
+    steady = train[1:] or train
+    if not steady or search_train_images <= 0:
+        return None
+    return statistics.median(steady) / search_train_images
+
+
+def choose_retrain(
+    trials: Sequence[FrozenTrial], seconds: float, retrain_images: int, search_train_images: int,
+    test_images: int = 0, top: int = TOP_CANDIDATES,
+) -> RetrainChoice:
+    """Which trial to retrain, and for how many epochs, so the retrain and test fit in `seconds`.
+
+    The best trial is taken if the time allows at least the epochs it was scored with; otherwise the
+    next best of the `top` that does; otherwise, of those, the one that gets the most epochs (the
+    fastest, for one epoch, when none fits one). More epochs
+    than MAX_EPOCH_MULTIPLE x its search epochs are not planned (the schedule's gains flatten out).
+    """
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                and not math.isnan(t.value)]
+    if not complete:
+        raise UserError("the search finished no trial within its share of the budget: give a larger --budget "
+                        "or a larger --search-share")
+    ranked = sorted(complete, key=lambda t: t.value, reverse=True)[:top]
+    options = []
+    for rank, t in enumerate(ranked):
+        per_image = seconds_per_image(t, search_train_images)
+        if per_image is None:
+            continue
+        epoch = per_image * retrain_images
+        test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
+        affordable = int(max(0.0, seconds - test) // epoch)
+        searched = len(t.user_attrs.get("train_seconds") or []) or 1
+        epochs = min(affordable, MAX_EPOCH_MULTIPLE * searched)
+        options.append((rank, t, epochs, epoch, searched))
+    if not options:
+        raise UserError("no finished trial recorded its epoch times")
+    for rank, t, epochs, epoch, searched in options:
+        if epochs >= searched:
+            why = "the best trial" if rank == 0 else (
+                f"rank {rank + 1}: the better ones get fewer epochs than they were searched with")
+            return RetrainChoice(t.number, epochs, epoch, float(t.value), why)
+    if max(o[2] for o in options) == 0:  # not one epoch fits: the fastest trial, one epoch
+        rank, t, epochs, epoch, _ = min(options, key=lambda o: o[3])
+        return RetrainChoice(t.number, 1, epoch, float(t.value),
+                             "less than one epoch of any candidate is left: the fastest, one epoch")
+    rank, t, epochs, epoch, _ = max(options, key=lambda o: (o[2], -o[0]))
+    return RetrainChoice(t.number, epochs, epoch, float(t.value),
+                         "the budget left is short: the trial that gets the most epochs")
+
+
+def study_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -1,0 +1,99 @@
+"""Budgets: parsing, the search/retrain split, the retrain choice, and `auto` end to end."""
+
+import json
+import time
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from cifar_automl.auto import choose_retrain, parse_duration, plan_budget
+from cifar_automl.errors import UserError
+
+from .test_cli import _one_error_line, _run, image_tree  # noqa: F401  (fixture)
+
+
+@pytest.mark.parametrize("text, seconds", [("2h", 7200), ("90m", 5400), ("1h30m", 5400), ("45s", 45),
+                                           ("600", 600), ("0.5h", 1800)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["2x", "", "h", "-5", "0", "1h-3m"])
+def test_bad_durations(text):
+    with pytest.raises(UserError):
+        parse_duration(text)
+
+
+def test_plan_splits_the_budget():
+    plan = plan_budget(7200, 0.4)
+    assert plan.search + plan.retrain + plan.reserve == pytest.approx(7200)
+    assert plan.search == pytest.approx(0.4 * (7200 - plan.reserve))
+    with pytest.raises(UserError, match="--search-share"):
+        plan_budget(7200, 1.0)
+
+
+def _trial(number, value, train_seconds, state=TrialState.COMPLETE):
+    t = create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
+                     params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                     user_attrs={"train_seconds": train_seconds})
+    t.number = number
+    return t
+
+
+def test_the_best_trial_gets_all_the_epochs_that_fit():
+    # 1,000 search images in 10 s per steady epoch -> 0.01 s/image -> 100 s per 10,000-image epoch
+    trials = [_trial(0, 0.80, [14.0, 10.0, 10.0]), _trial(1, 0.70, [2.0, 1.0, 1.0])]
+    c = choose_retrain(trials, seconds=1050, retrain_images=10_000, search_train_images=1_000)
+    assert (c.trial, c.epochs) == (0, 10) and c.epoch_seconds == pytest.approx(100)
+    # the test pass is paid for first: 1,000 test images at 0.01 s
+    c = choose_retrain(trials, seconds=1050, retrain_images=10_000, search_train_images=1_000,
+                       test_images=10_000)
+    assert c.epochs == 9
+
+
+def test_a_short_budget_moves_to_a_faster_trial_and_caps_epochs():
+    trials = [_trial(0, 0.80, [14.0, 10.0, 10.0]), _trial(1, 0.75, [2.0, 1.0, 1.0]),
+              _trial(2, 0.99, [1.0], state=TrialState.PRUNED)]
+    c = choose_retrain(trials, seconds=250, retrain_images=10_000, search_train_images=1_000)
+    assert c.trial == 1 and c.epochs == 25 and "rank 2" in c.reason  # 10 s per epoch
+    c = choose_retrain(trials, seconds=10_000, retrain_images=10_000, search_train_images=1_000)
+    assert c.trial == 0 and c.epochs == 3 * 15  # at most 15 x the 3 search epochs
+    c = choose_retrain(trials, seconds=5, retrain_images=10_000, search_train_images=1_000)
+    assert c.trial == 1 and c.epochs == 1 and "fastest" in c.reason
+    trials[1] = _trial(1, 0.75, [1.0] * 30)  # searched for 30 epochs
+    c = choose_retrain(trials, seconds=150, retrain_images=10_000, search_train_images=1_000)
+    assert c.trial == 1 and c.epochs == 15 and "short" in c.reason  # neither gets its search epochs
+
+
+def test_no_finished_trial_is_a_user_error():
+    with pytest.raises(UserError, match="finished no trial"):
+        choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
+
+
+def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_path, capsys):  # noqa: F811
+    studies = tmp_path / "studies"
+    start = time.time()
+    code = _run(["auto", "--budget", "75s", "--space", "tiny", "--epochs", "2", "--dataset", "folder",
+                 "--data-dir", str(image_tree), "--studies-dir", str(studies), "--subset", "1.0",
+                 "--cache-dir", str(tmp_path / "cache"), "--trials-per-process", "0", "--quiet"])
+    elapsed = time.time() - start
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert elapsed < 75 + 15, elapsed  # the last search trial and the report may run a little over
+    assert "budget 1 min: search" in err and "retrain trial" in err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{studies / 'tiny.db'}")
+    (key,) = [k for k in study.user_attrs if k.startswith("retrain:")]
+    trial = int(key.split(":")[1])
+    metrics = json.loads((studies / "tiny" / "retrain" / str(trial) / "metrics.json").read_text())
+    assert metrics["epochs"] >= 2 and 0 <= metrics["accuracy"] <= 1
+    assert (studies / "tiny" / "report" / "index.html").is_file()
+    assert f"trial {trial}: test accuracy" in out
+
+
+def test_auto_refuses_timeout_and_bad_budgets(capsys):
+    _one_error_line(capsys, _run(["auto", "--budget", "1h", "--timeout", "60", "--space", "tiny"]),
+                    "leave out --timeout")
+    _one_error_line(capsys, _run(["auto", "--budget", "soon"]), "cannot read the duration")
+    _one_error_line(capsys, _run(["auto", "--budget", "1h", "--search-share", "2"]), "--search-share")
