@@ -132,7 +132,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
         return code
     study = outcome.study
     rs = RetrainSettings(study_name=study.study_name, storage=args.storage, studies_dir=args.studies_dir,
-                         seed=args.seed, cache_dir=args.cache_dir, overwrite=True, progress=not args.quiet)
+                         seed=args.seed, cache_dir=args.cache_dir, overwrite=args.overwrite,
+                         progress=not args.quiet)
     splits, ss = load_study_data(study, rs)
     left = start + plan.total - plan.reserve - time.time()
     choice = choose_retrain(
@@ -140,6 +141,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
         search_train_images=search_splits.info["n_train"], test_images=len(splits.y_test),
     )
     trial = study.get_trials(deepcopy=False)[choice.trial]
+    out = retrain_dir(args.studies_dir, study.study_name, choice.trial)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} already exists (the search is saved): pass --overwrite, or run cifar-automl "
+                        f"retrain --study-name {study.study_name} --trial {choice.trial} --epochs {choice.epochs} --overwrite")
     flips = "flip" in trial.user_attrs["config"]["train"]["augment"]
     _say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.epochs} "
          f"epochs of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
@@ -150,7 +155,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     m = result.metrics
     used = time.time() - start
     print(f"trial {choice.trial}: test accuracy {m['accuracy']:.4f} after {choice.epochs} epochs; "
-          f"{used / 60:.1f} of {plan.total / 60:.0f} min used -> {retrain_dir(args.studies_dir, study.study_name, choice.trial)}")
+          f"{used / 60:.1f} of {plan.total / 60:.0f} min used -> {out}")
     print(f"report: {page}")
     return 0
 
@@ -392,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall time for search + retrain + test + report, e.g. 2h, 90m, 1h30m")
     p.add_argument("--search-share", type=float, default=SEARCH_SHARE,
                    help="share of the budget spent searching (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the chosen trial")
     _add_search_args(p, dataclasses.replace(d, trials=AUTO_TRIALS))
 
     p = sub.add_parser("spaces", help=cmd_spaces.__doc__, description=cmd_spaces.__doc__)

@@ -51,6 +51,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # constant | cosine | onecycle (warmup then cosine)
     warmup_fraction: float = 0.2  # onecycle only: share of all steps spent warming up linearly
     label_smoothing: float = 0.0
+    weight_averaging: float = 0.0  # EMA momentum of the weights (e.g. 0.99); 0 = off
     augment: str = "flip_shift"  # none | flip | flip_shift | flip_shift_rotate (see pipeline.AUGMENTATIONS)
 
 

@@ -109,14 +109,19 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.O
     elif cfg.lr_schedule != "constant":
         raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
     wd = cfg.weight_decay or None
+    # weight averaging: Keras' own EMA of the weights, copied into the model after every epoch (so each
+    # epoch's validation scores the averaged weights, as the final model will be) and at the end of fit
+    ema: dict[str, Any] = {}
+    if cfg.weight_averaging:
+        ema = dict(use_ema=True, ema_momentum=cfg.weight_averaging, ema_overwrite_frequency=steps_per_epoch)
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd)
+        return keras.optimizers.Adam(lr, weight_decay=wd, **ema)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay, **ema)
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd, **ema)
     if cfg.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr, weight_decay=wd)
+        return keras.optimizers.RMSprop(lr, weight_decay=wd, **ema)
     raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
 
 

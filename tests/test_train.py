@@ -61,3 +61,21 @@ def test_optimizers_and_schedules(optimizer, schedule):
 def test_unknown_optimizer_is_an_error():
     with pytest.raises(ValueError, match="unknown optimizer"):
         make_optimizer(TrainConfig(optimizer="lion"), 10)
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights():
+    """EMA weights are copied into the model after every epoch and at the end, so the final weights are
+    the average the last validation scored, not the raw ones."""
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.05, batch_size=16, epochs=2, augment="none",
+                      weight_averaging=0.9)
+    opt = make_optimizer(cfg, steps_per_epoch=5)
+    assert opt.use_ema and opt.ema_momentum == pytest.approx(0.9) and opt.ema_overwrite_frequency == 5
+    assert not make_optimizer(TrainConfig(), 5).use_ema
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8, batch_norm=False),
+                        s.x_train.shape[1:], 3)
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val))
+    ema = {v.path: v.numpy() for v in model.optimizer._model_variables_moving_average}
+    for w in model.trainable_weights:  # after fit, the model holds the moving averages
+        assert (abs(w.numpy() - ema[w.path]).max() if w.path in ema else 0) < 1e-6
+    assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
