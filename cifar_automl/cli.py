@@ -127,7 +127,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
     plan = plan_budget(args.budget, args.search_share)
     _say(plan.describe())
-    code, outcome, search_splits = _search(args, _search_settings(args, timeout=plan.search))
+    code, outcome, search_splits = _search(args, _search_settings(args, timeout=plan.search, prune_at_timeout=True))
     if code != 0 and outcome.stopped_reason != "--timeout reached":
         return code
     study = outcome.study

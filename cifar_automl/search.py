@@ -53,6 +53,7 @@ class SearchSettings:
     trials: int = 20  # finished (complete + pruned) trials the study must hold
     epochs: int = 10  # maximum epochs per trial (the pruner's maximum resource)
     timeout: float | None = None  # seconds for this run; stops after the running trial
+    prune_at_timeout: bool = False  # with timeout: the running trial is also pruned at its next epoch end
     seed: int = 0
     sampler: str = "tpe"
     pruner: str = "hyperband"
@@ -285,6 +286,7 @@ class Objective:
         on_epoch: Callable[[int, int, dict], None] | None = None,
         on_start: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.space = space
         self.splits = splits
@@ -293,6 +295,7 @@ class Objective:
         self.on_epoch = on_epoch
         self.on_start = on_start
         self.stop_requested = stop_requested
+        self.deadline = deadline  # running trials are pruned at the first epoch end past it
         self.training = False  # True while Keras is fitting (see _sigint_between_batches)
         self.last_number: int | None = None
         self.mean, self.std = channel_stats(splits.x_train)
@@ -325,7 +328,7 @@ class Objective:
             )
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
-            callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs)]
+            callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs, self.deadline)]
             if self.stop_requested is not None:
                 callbacks.append(keras.callbacks.LambdaCallback(
                     on_train_batch_end=_interrupt_if(self.stop_requested),
@@ -373,9 +376,10 @@ def _interrupt_if(stop_requested: Callable[[], bool]) -> Callable[..., None]:
     return check
 
 
-def _pruning_callback(trial: optuna.Trial, epochs: int) -> Any:
+def _pruning_callback(trial: optuna.Trial, epochs: int, deadline: float | None = None) -> Any:
     """optuna-integration's KerasPruningCallback, except that a trial which reached its last epoch is
-    not pruned after the fact: its last value is reported and it completes."""
+    not pruned after the fact: its last value is reported and it completes. Past `deadline` (a time
+    budget), a trial is pruned at its next epoch end whatever its value."""
     from optuna_integration.keras import KerasPruningCallback
 
     class PruneBeforeLastEpoch(KerasPruningCallback):
@@ -386,6 +390,9 @@ def _pruning_callback(trial: optuna.Trial, epochs: int) -> Any:
                     trial.report(float(value), step=epoch)
                 return
             super().on_epoch_end(epoch, logs)
+            if deadline is not None and time.time() >= deadline:
+                trial.set_user_attr("pruned_reason", "time budget")
+                raise optuna.TrialPruned(f"time budget spent at epoch {epoch + 1}")
 
     return PruneBeforeLastEpoch(trial, OBJECTIVE)
 
@@ -532,7 +539,8 @@ def run_search(
         try:
             if settings.trials_per_process == 0:
                 stop = threading.Event()
-                objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set)
+                objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
+                                      deadline=deadline if settings.prune_at_timeout else None)
                 with _sigint_between_batches(stop, lambda: objective.training):
                     outcome.ran, outcome.stopped_reason = trial_loop(
                         study, objective, settings.trials, deadline, None, _ReporterEvents(study, reporter)
@@ -669,7 +677,8 @@ def worker_main(
         pruner=make_pruner(settings.pruner, settings.epochs),
     )
     events.put(("device", configure_devices(settings.mixed_precision)))
-    objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set)
+    objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
+                          deadline=deadline if settings.prune_at_timeout else None)
     parent = mp_parent_alive()
     try:
         ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,

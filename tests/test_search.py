@@ -121,6 +121,18 @@ def test_a_trial_failed_by_another_worker_mid_run_does_not_stop_this_one(tmp_pat
     assert 2 not in study.trials[0].intermediate_values  # epoch 2 was not recorded
 
 
+def test_a_time_budget_prunes_the_running_trial_at_its_next_epoch(tmp_path):
+    import time
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize",
+                                pruner=optuna.pruners.NopPruner())
+    objective = search_mod.Objective(load_space("tiny"), SPLITS, epochs=4, seed=0, deadline=time.time())
+    study.optimize(objective, n_trials=1)
+    (t,) = study.trials
+    assert t.state == TrialState.PRUNED and t.user_attrs["pruned_reason"] == "time budget"
+    assert t.user_attrs["epochs_run"] == 1 and list(t.intermediate_values) == [0]
+
+
 def test_bad_settings_and_storage_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--trials must be at least 1"):
         search_mod.prepare(_settings(tmp_path, trials=0))
