@@ -89,7 +89,7 @@ def _search(args: argparse.Namespace, settings: Any) -> tuple[int, Any, Any]:
         f"train {info['n_train']}, val {info['n_val']} (test {info['n_test']} held out)"
         + (f" | {info['skipped_files']} unreadable images skipped" if info.get("skipped_files") else "")
     )
-    reporter = SearchReporter(quiet=args.quiet, header=header)
+    reporter = SearchReporter(quiet=args.quiet, header=header, open_ended=settings.trials >= AUTO_TRIALS)
     outcome = run_search(settings, prepared=prepared, reporter=reporter)
     study = outcome.study
     board = leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)

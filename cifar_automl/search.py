@@ -858,8 +858,9 @@ def _sigint_between_batches(stop: threading.Event, training: Callable[[], bool])
 class SearchReporter:
     """Progress bar over finished trials (best so far, ETA) and one line per trial."""
 
-    def __init__(self, quiet: bool = False, stream: Any = None, header: str = "") -> None:
+    def __init__(self, quiet: bool = False, stream: Any = None, header: str = "", open_ended: bool = False) -> None:
         self.quiet = quiet
+        self.open_ended = open_ended  # no trial target worth a bar (a time budget decides): count, no ETA
         self.header = header
         self._notes: set[str] = set()
         self.stream = stream or sys.stderr
@@ -875,7 +876,7 @@ class SearchReporter:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
-            total=total, initial=finished, desc=f"search {study.study_name}", unit="trial",
+            total=None if self.open_ended else total, initial=finished, desc=f"search {study.study_name}", unit="trial",
             file=self.stream, dynamic_ncols=True,
         )
         self._set_best(study)
