@@ -58,7 +58,7 @@ def subsample(x: Any, stride: int, *, name: str) -> Any:
     A 1x1 conv with stride s equals this subsampling followed by a 1x1 conv with stride 1, and the
     second form must be used: TensorFlow 2.21's oneDNN kernel for the filter gradient of a strided 1x1
     conv corrupts the heap when the batch size is odd (the process dies with SIGSEGV/SIGABRT on the
-    last, partial batch of an epoch). tests/test_blocks.py keeps a check that trains through it.
+    last, partial batch of an epoch). tests/test_models.py keeps a check that trains through it.
     """
     if stride == 1:
         return x
@@ -178,3 +178,26 @@ def residual_block(
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.Activation(activation, name=f"{name}_out")(y)
 
+
+
+@register_block("conv_pool", options={}, downsamples=True)
+def conv_pool_block(
+    x: Any, filters: int, *, stride: int, kernel_size: int, activation: str, batch_norm: bool,
+    name: str,
+) -> Any:
+    """airbench style: conv, 2x2 max pool when downsampling, batch norm, activation, then conv, BN, act.
+
+    Pooling right after the first conv (instead of between stages) halves the cost of the second
+    conv; with `pool_first_stage` and widths 64/256/256 this is the network of the fastest known
+    CIFAR-10 training recipes (Keller Jordan's airbench), less its fixed whitening stem.
+    """
+    x = layers.Conv2D(
+        filters, kernel_size, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal",
+        name=f"{name}_1_conv",
+    )(x)
+    if stride > 1:
+        x = layers.MaxPooling2D(stride, padding="same", name=f"{name}_pool")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_1_bn")(x)
+    x = layers.Activation(activation, name=f"{name}_1_act")(x)
+    return conv_bn_act(x, filters, kernel_size, activation=activation, batch_norm=batch_norm, name=f"{name}_2")

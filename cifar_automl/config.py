@@ -23,6 +23,9 @@ class ArchConfig:
     blocks_per_stage: int = 1
     base_filters: int = 32  # width of stage 1; stage i has base_filters * width_growth**i
     width_growth: float = 2.0
+    max_width: int = 0  # cap on any stage's width (as VGG caps at 512); 0 = no cap
+    stem_filters: int = 0  # width of the stem conv; 0 = the width of stage 1
+    pool_first_stage: bool = False  # downsample in stage 1 too (airbench); else stage 1 keeps the input size
     kernel_size: int = 3
     activation: str = "relu"
     batch_norm: bool = True
@@ -34,8 +37,9 @@ class ArchConfig:
     block_options: dict[str, Any] = field(default_factory=dict)  # block-specific choices
 
     def stage_widths(self) -> list[int]:
-        """Channel width of each stage, rounded to a multiple of 8 (friendly to vector units)."""
-        return [_round8(self.base_filters * self.width_growth**i) for i in range(self.stages)]
+        """Channel width of each stage, rounded to a multiple of 8 (friendly to vector units), capped."""
+        widths = [_round8(self.base_filters * self.width_growth**i) for i in range(self.stages)]
+        return [min(w, self.max_width) for w in widths] if self.max_width > 0 else widths
 
 
 @dataclass(frozen=True)

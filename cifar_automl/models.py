@@ -1,7 +1,8 @@
 """Pure model builders: `build_model(arch, input_shape, num_classes) -> keras.Model`.
 
 stem -> stages of increasing width (each `blocks_per_stage` blocks of the chosen type, downsampling
-between stages) -> head (global average pooling or flatten, optional dense layer, dropout, softmax).
+between stages, and in the first stage too with `pool_first_stage`) -> head (global average pooling
+or flatten, optional dense layer, dropout, softmax).
 Preprocessing (scaling and per-channel normalisation) is part of the model, so a raw image
 with pixel values 0..255 goes in and class probabilities come out, also after export.
 """
@@ -46,12 +47,13 @@ def build_model(
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     widths = arch.stage_widths()
     x = conv_bn_act(
-        x, widths[0], 3, activation=arch.activation, batch_norm=arch.batch_norm, name="stem"
+        x, arch.stem_filters or widths[0], 3, activation=arch.activation, batch_norm=arch.batch_norm,
+        name="stem",
     )
     size = min(height, width)
     for s, filters in enumerate(widths):
         stride = 1
-        if s > 0 and size >= 4:  # never pool a feature map below 2x2
+        if (s > 0 or arch.pool_first_stage) and size >= 4:  # never pool a feature map below 2x2
             size = (size + 1) // 2
             if block.downsamples:
                 stride = 2

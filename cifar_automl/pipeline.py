@@ -18,6 +18,7 @@ AUGMENTATIONS: dict[str, tuple[bool, float, float]] = {
     "none": (False, 0.0, 0.0),
     "flip": (True, 0.0, 0.0),
     "flip_shift": (True, 0.125, 0.0),  # 4 pixels on 32x32, as in the classic CIFAR recipe
+    "flip_shift2": (True, 0.0625, 0.0),  # 2 pixels on 32x32, as in the fast (airbench) CIFAR recipes
     "flip_shift_rotate": (True, 0.125, 15.0),
     "classic": (True, 0.1, 15.0),  # the common Keras CIFAR-10 recipe: flips, 10% shifts, 15 degrees
 }

@@ -22,3 +22,8 @@ def test_unknown_field_is_rejected():
 def test_stage_widths_grow_and_round_to_multiples_of_8():
     assert ArchConfig(base_filters=24, width_growth=1.5, stages=4).stage_widths() == [24, 40, 56, 80]
     assert ArchConfig(base_filters=16, width_growth=2.0, stages=3).stage_widths() == [16, 32, 64]
+
+
+def test_max_width_caps_every_stage():
+    assert ArchConfig(base_filters=64, width_growth=4.0, stages=3, max_width=256).stage_widths() == [64, 256, 256]
+    assert ArchConfig(base_filters=64, width_growth=4.0, stages=3).stage_widths() == [64, 256, 1024]

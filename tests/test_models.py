@@ -38,6 +38,29 @@ def test_residual_downsamples_with_projection_shortcuts():
     assert model.get_layer("stage3_block1_add").output.shape[1:3] == (8, 8)
 
 
+def test_conv_pool_blocks_pool_in_every_stage_when_asked():
+    """The airbench shape: stem, then conv -> pool -> BN -> act -> conv in each stage, 32 -> 16 -> 8 -> 4."""
+    arch = ArchConfig(block="conv_pool", stages=3, pool_first_stage=True, stem_filters=24, base_filters=16,
+                      width_growth=4.0, max_width=32)
+    model = build_model(arch, (32, 32, 3), 10)
+    assert model.get_layer("stem_conv").output.shape[1:] == (32, 32, 24)
+    assert [model.get_layer(f"stage{s}_block1_pool").output.shape[1:] for s in (1, 2, 3)] == [
+        (16, 16, 16), (8, 8, 32), (4, 4, 32)]
+    # the second conv of a block runs after the pool, at the lower resolution
+    assert model.get_layer("stage1_block1_2_conv").output.shape[1:3] == (16, 16)
+    # without pool_first_stage the first stage keeps the input size, as for the other blocks
+    plain = build_model(ArchConfig(block="conv_pool", stages=3, base_filters=16), (32, 32, 3), 10)
+    assert "stage1_block1_pool" not in [layer.name for layer in plain.layers]
+    assert plain.get_layer("stage3_block1_pool").output.shape[1:3] == (8, 8)
+
+
+def test_pool_first_stage_pools_before_non_downsampling_blocks():
+    model = build_model(ArchConfig(block="plain", stages=2, base_filters=8, pool_first_stage=True),
+                        (32, 32, 3), 10)
+    assert model.get_layer("stage1_pool").output.shape[1:3] == (16, 16)
+    assert model.get_layer("stage2_pool").output.shape[1:3] == (8, 8)
+
+
 def strided_1x1_convs(model):
     return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
             and layer.kernel_size == (1, 1) and layer.strides != (1, 1)]
