@@ -75,8 +75,11 @@ def _search_settings(args: argparse.Namespace, **overrides: Any) -> Any:
     return SearchSettings(**values)
 
 
-def _search(args: argparse.Namespace, settings: Any) -> tuple[int, Any, Any]:
-    """Run a search with progress on the terminal; returns (exit code, outcome, splits)."""
+def _search(args: argparse.Namespace, settings: Any, *, budgeted: bool = False) -> tuple[int, Any, Any]:
+    """Run a search with progress on the terminal; returns (exit code, outcome, splits).
+
+    `budgeted`: `auto` gave the search a time share, so its timeout is the plan, not an early stop.
+    """
     from .report import TERMINAL_COLUMNS, format_table, leaderboard, trials_frame
     from .search import SearchReporter, prepare, run_search
 
@@ -95,6 +98,10 @@ def _search(args: argparse.Namespace, settings: Any) -> tuple[int, Any, Any]:
     board = leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)
     print(format_table(board))
     resume = "cifar-automl " + shlex.join(args.argv)
+    if budgeted and not outcome.interrupted and outcome.stopped_reason and "timeout" in outcome.stopped_reason:
+        _say(f"study '{study.study_name}': the search's share of the budget is spent: {outcome.finished} "
+             f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}")
+        return 0, outcome, splits
     _say(
         f"study '{study.study_name}': {outcome.finished}/{settings.trials} finished trials "
         f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}"
@@ -127,7 +134,9 @@ def cmd_auto(args: argparse.Namespace) -> int:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
     plan = plan_budget(args.budget, args.search_share)
     _say(plan.describe())
-    code, outcome, search_splits = _search(args, _search_settings(args, timeout=plan.search, prune_at_timeout=True))
+    code, outcome, search_splits = _search(
+        args, _search_settings(args, timeout=plan.search, prune_at_timeout=True), budgeted=True
+    )
     if code != 0 and outcome.stopped_reason != "--timeout reached":
         return code
     study = outcome.study

@@ -92,7 +92,7 @@ def build_model(
 def estimate_flops(model: keras.Model) -> int:
     """Forward-pass FLOPs for one image (2 per multiply-add) of conv and dense layers."""
     total = 0
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, layers.Conv2D):
             out = layer.output.shape  # (None, h, w, c_out)
             k_h, k_w = layer.kernel_size
@@ -103,8 +103,8 @@ def estimate_flops(model: keras.Model) -> int:
     return int(total)
 
 
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     out = []
     for layer in model.layers:
-        out.extend(_all_layers(layer) if isinstance(layer, keras.Model) else [layer])
+        out.extend(all_layers(layer) if isinstance(layer, keras.Model) else [layer])
     return out

@@ -15,9 +15,11 @@ import keras
 import numpy as np
 
 from .config import TrainConfig
+from .models import all_layers
 from .pipeline import make_dataset
 
 EVAL_BATCH_SIZE = 512  # evaluation holds no gradients, so larger batches are cheap and faster
+BN_RECALIBRATION_IMAGES = 2048  # images that re-estimate batch-norm statistics after weight averaging
 
 
 @dataclass
@@ -94,6 +96,53 @@ class EpochProgress(keras.callbacks.Callback):
         self.bar.close()
 
 
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """Re-estimates batch-norm statistics after the weights were replaced by their average.
+
+    Keras' EMA averages the trainable weights only; the batch-norm moving mean and variance keep
+    describing the raw weights' activations, which an averaged network does not produce, so it
+    evaluates badly. As SWA's `update_bn` does, this recomputes them (a plain average over
+    `batches` training batches) before each validation and at the end of training.
+    """
+
+    def __init__(self, dataset: Any, batches: int) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.batches = batches
+        self._fresh = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._fresh = False
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if not self._fresh:
+            recalibrate_batch_norm(self.model, self.dataset, self.batches)
+            self._fresh = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        # fit() copies the average into the model once more before this (finalize_variable_values)
+        recalibrate_batch_norm(self.model, self.dataset, self.batches)
+
+
+def recalibrate_batch_norm(model: keras.Model, dataset: Any, batches: int) -> None:
+    """Set every BatchNormalization layer's moving statistics to their mean over `batches` batches."""
+    bns = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    momenta = [layer.momentum for layer in bns]
+    for layer in bns:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, dtype="float32"))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, dtype="float32"))
+    try:
+        for k, (x, _) in enumerate(dataset.take(batches), start=1):
+            for layer in bns:
+                layer.momentum = (k - 1) / k  # moving = running mean of the batch statistics
+            model(x, training=True)
+    finally:
+        for layer, momentum in zip(bns, momenta):
+            layer.momentum = momentum
+
+
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch`."""
     total = max(1, cfg.epochs * steps_per_epoch)
@@ -110,7 +159,8 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.O
         raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
     wd = cfg.weight_decay or None
     # weight averaging: Keras' own EMA of the weights, copied into the model after every epoch (so each
-    # epoch's validation scores the averaged weights, as the final model will be) and at the end of fit
+    # epoch's validation scores the averaged weights, as the final model will be); fit() then re-estimates
+    # the batch-norm statistics for them (BatchNormRecalibration)
     ema: dict[str, Any] = {}
     if cfg.weight_averaging:
         ema = dict(use_ema=True, ema_momentum=cfg.weight_averaging, ema_overwrite_frequency=steps_per_epoch)
@@ -160,11 +210,14 @@ def fit(
     if validation is not None:
         val_ds = make_dataset(*validation, num_classes, EVAL_BATCH_SIZE, training=False)
     recorder = recorder or EpochRecorder(len(x_train))
+    extra: list[keras.callbacks.Callback] = []
+    if cfg.weight_averaging:  # ~2,000 images re-estimate the batch-norm statistics of the averaged weights
+        extra.append(BatchNormRecalibration(train_ds, min(steps, math.ceil(BN_RECALIBRATION_IMAGES / cfg.batch_size))))
     model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=cfg.epochs,
-        callbacks=[recorder, *callbacks],
+        callbacks=[recorder, *extra, *callbacks],
         shuffle=False,  # the dataset shuffles itself each epoch
         verbose=verbose,
     )

@@ -1,11 +1,14 @@
 import math
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from cifar_automl.config import ArchConfig, TrainConfig
 from cifar_automl.models import build_model
-from cifar_automl.train import EpochRecorder, evaluate, fit, make_optimizer
+from cifar_automl.pipeline import make_dataset
+from cifar_automl.train import EpochRecorder, evaluate, fit, make_optimizer, recalibrate_batch_norm
 
 from .helpers import synthetic_splits
 
@@ -79,3 +82,29 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights():
     for w in model.trainable_weights:  # after fit, the model holds the moving averages
         assert (abs(w.numpy() - ema[w.path]).max() if w.path in ema else 0) < 1e-6
     assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
+
+
+def test_weight_averaging_re_estimates_batch_norm_statistics_for_the_averaged_weights():
+    """Keras' EMA averages trainable weights only; fit() must recompute the batch-norm moving statistics
+    for the averaged network, else it evaluates with statistics of weights it no longer has."""
+    s = synthetic_splits()
+    n = 64  # two equal batches of 32: the mean of the batch means is the mean over all images
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.1, batch_size=32, epochs=3, augment="none",
+                      weight_averaging=0.9)
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    fit(model, s.x_train[:n], s.y_train[:n], cfg)
+    bn = model.get_layer("stem_bn")  # later layers' inputs depend on how the batches were drawn
+    before = bn.moving_mean.numpy()
+    recalibrate_batch_norm(model, make_dataset(s.x_train[:n], s.y_train[:n], 3, 32, training=True), 2)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), before, rtol=1e-4, atol=1e-4)
+    assert bn.momentum == pytest.approx(0.9)  # restored
+
+
+def test_recalibration_averages_batch_statistics():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.BatchNormalization(momentum=0.5)])
+    batches = [np.array([[0.0, 1.0], [2.0, 3.0]], "float32"), np.array([[4.0, 5.0], [6.0, 7.0]], "float32")]
+    data = tf.data.Dataset.from_tensor_slices((np.stack(batches), np.zeros((2, 2), "float32")))
+    recalibrate_batch_norm(model, data, 2)
+    bn = model.layers[0]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(bn.moving_variance.numpy(), [1.0, 1.0])  # each batch's variance is 1
