@@ -740,41 +740,51 @@ def _run_in_workers(
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
 
-    try:
-        while True:
-            while outcome.stopped_reason is None and len(slots) < settings.workers and needs_worker():
-                process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
-                                      args=(payload, events, stop, quiet_tf, next_id))
-                process.start()
-                slots[next_id] = _Slot(process)
-                next_id += 1
-            if not slots:
-                return
-            try:
-                wid, event = events.get(timeout=0.5)
-            except queue.Empty:
-                for wid in [w for w, slot in slots.items() if not slot.process.is_alive()]:
-                    reap(wid)
-                continue
-            slot = slots.get(wid)
-            if slot is not None:
-                if event[0] == "start":
-                    slot.running, slot.started_any = event[1], True
-                elif event[0] == "trial":
-                    slot.running = None
-                    outcome.ran += 1
-                elif event[0] == "done":
-                    slot.stop_reason = event[2]
-                elif event[0] == "interrupted":
+    # Ctrl-C / SIGTERM only set a flag that this loop checks: a KeyboardInterrupt raised at a random
+    # moment can be swallowed (Python ignores exceptions raised inside weakref callbacks and __del__)
+    requested = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        requested.set()
+
+    with _on_signal(signal.SIGINT, request_stop), _on_signal(signal.SIGTERM, request_stop):
+        try:
+            while True:
+                if requested.is_set():
                     raise KeyboardInterrupt
-            forward(event)
-    except KeyboardInterrupt:
-        stop.set()  # running trials end at their next batch and are marked interrupted
-        for slot in slots.values():
-            _stop(slot.process)
-        for slot in slots.values():
-            _fail_if_running(study, slot.running, "interrupted")
-        raise
+                while outcome.stopped_reason is None and len(slots) < settings.workers and needs_worker():
+                    process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
+                                          args=(payload, events, stop, quiet_tf, next_id))
+                    process.start()
+                    slots[next_id] = _Slot(process)
+                    next_id += 1
+                if not slots:
+                    return
+                try:
+                    wid, event = events.get(timeout=0.5)
+                except queue.Empty:
+                    for wid in [w for w, slot in slots.items() if not slot.process.is_alive()]:
+                        reap(wid)
+                    continue
+                slot = slots.get(wid)
+                if slot is not None:
+                    if event[0] == "start":
+                        slot.running, slot.started_any = event[1], True
+                    elif event[0] == "trial":
+                        slot.running = None
+                        outcome.ran += 1
+                    elif event[0] == "done":
+                        slot.stop_reason = event[2]
+                    elif event[0] == "interrupted":
+                        raise KeyboardInterrupt
+                forward(event)
+        except KeyboardInterrupt:
+            stop.set()  # running trials end at their next batch and are marked interrupted
+            for slot in slots.values():
+                _stop(slot.process)
+            for slot in slots.values():
+                _fail_if_running(study, slot.running, "interrupted")
+            raise
 
 
 def logging_quiet() -> bool:
