@@ -81,7 +81,7 @@ def _search(args: argparse.Namespace, settings: Any, *, budgeted: bool = False) 
     `budgeted`: `auto` gave the search a time share, so its timeout is the plan, not an early stop.
     """
     from .report import TERMINAL_COLUMNS, format_table, leaderboard, trials_frame
-    from .search import SearchReporter, prepare, run_search
+    from .search import TIMEOUT_REACHED, SearchReporter, prepare, run_search
 
     prepared = prepare(settings)
     space, splits = prepared
@@ -98,7 +98,7 @@ def _search(args: argparse.Namespace, settings: Any, *, budgeted: bool = False) 
     board = leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)
     print(format_table(board))
     resume = "cifar-automl " + shlex.join(args.argv)
-    if budgeted and not outcome.interrupted and outcome.stopped_reason and "timeout" in outcome.stopped_reason:
+    if budgeted and not outcome.interrupted and outcome.stopped_reason == TIMEOUT_REACHED:
         _say(f"study '{study.study_name}': the search's share of the budget is spent: {outcome.finished} "
              f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}")
         return 0, outcome, splits
@@ -137,7 +137,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     code, outcome, search_splits = _search(
         args, _search_settings(args, timeout=plan.search, prune_at_timeout=True), budgeted=True
     )
-    if code != 0 and outcome.stopped_reason != "--timeout reached":
+    if code != 0:
         return code
     study = outcome.study
     rs = RetrainSettings(study_name=study.study_name, storage=args.storage, studies_dir=args.studies_dir,

@@ -35,6 +35,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("hyperband", "asha", "median", "none")
 OBJECTIVE = "val_accuracy"
+TIMEOUT_REACHED = "--timeout reached"  # SearchOutcome.stopped_reason when --timeout ended the search
 MAX_CONSECUTIVE_FAILURES = 5  # stop a search whose trials keep failing instead of burning the budget
 WAIT_POLL_SECONDS = 5.0
 
@@ -602,7 +603,7 @@ def trial_loop(
         if count_finished(study) >= target:
             return ran, None
         if deadline is not None and time.time() >= deadline:
-            return ran, "--timeout reached"
+            return ran, TIMEOUT_REACHED
         failures = consecutive_failures(study)
         if failures >= MAX_CONSECUTIVE_FAILURES:
             return ran, f"{failures} trials in a row failed"

@@ -109,15 +109,9 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         super().__init__()
         self.dataset = dataset
         self.batches = batches
-        self._fresh = False
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._fresh = False
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        if not self._fresh:
-            recalibrate_batch_norm(self.model, self.dataset, self.batches)
-            self._fresh = True
+    def on_test_begin(self, logs: dict | None = None) -> None:  # fit() validates once per epoch
+        recalibrate_batch_norm(self.model, self.dataset, self.batches)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         # fit() copies the average into the model once more before this (finalize_variable_values)
