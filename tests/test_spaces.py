@@ -7,10 +7,10 @@ from cifar_automl.spaces import config_from_params, list_spaces, load_space, par
 
 
 def test_builtin_spaces_cover_the_required_names():
-    assert {"plain", "inception", "residual", "all", "tiny", "fast"} <= set(list_spaces())
+    assert {"plain", "inception", "residual", "all", "tiny", "fast", "fast_small"} <= set(list_spaces())
 
 
-@pytest.mark.parametrize("name", ["plain", "inception", "residual", "all", "tiny", "fast"])
+@pytest.mark.parametrize("name", ["plain", "inception", "residual", "all", "tiny", "fast", "fast_small"])
 def test_builtin_space_samples_valid_configs(name):
     space = load_space(name)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
