@@ -43,12 +43,13 @@ def _trial(number, value, train_seconds, state=TrialState.COMPLETE):
 
 
 def test_the_best_trial_gets_all_the_epochs_that_fit():
-    # 1,000 search images in 10 s per steady epoch -> 0.01 s/image -> 100 s per 10,000-image epoch
+    # 1,000 search images in 10 s per steady epoch -> 0.01 s/image -> 100 s per 10,000-image epoch,
+    # planned as 110 s (the 10% margin)
     trials = [_trial(0, 0.80, [14.0, 10.0, 10.0]), _trial(1, 0.70, [2.0, 1.0, 1.0])]
-    c = choose_retrain(trials, seconds=1050, retrain_images=10_000, search_train_images=1_000)
-    assert (c.trial, c.epochs) == (0, 10) and c.epoch_seconds == pytest.approx(100)
-    # the test pass is paid for first: 1,000 test images at 0.01 s
-    c = choose_retrain(trials, seconds=1050, retrain_images=10_000, search_train_images=1_000,
+    c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000)
+    assert (c.trial, c.epochs) == (0, 10) and c.epoch_seconds == pytest.approx(110)
+    # the test pass is paid for first: 10,000 test images at 0.01 s
+    c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000,
                        test_images=10_000)
     assert c.epochs == 9
 
@@ -57,14 +58,14 @@ def test_a_short_budget_moves_to_a_faster_trial_and_caps_epochs():
     trials = [_trial(0, 0.80, [14.0, 10.0, 10.0]), _trial(1, 0.75, [2.0, 1.0, 1.0]),
               _trial(2, 0.99, [1.0], state=TrialState.PRUNED)]
     c = choose_retrain(trials, seconds=250, retrain_images=10_000, search_train_images=1_000)
-    assert c.trial == 1 and c.epochs == 25 and "rank 2" in c.reason  # 10 s per epoch
+    assert c.trial == 1 and c.epochs == 22 and "rank 2" in c.reason  # 10 s per epoch, planned as 11 s
     c = choose_retrain(trials, seconds=10_000, retrain_images=10_000, search_train_images=1_000)
     assert c.trial == 0 and c.epochs == 3 * 15  # at most 15 x the 3 search epochs
     c = choose_retrain(trials, seconds=5, retrain_images=10_000, search_train_images=1_000)
     assert c.trial == 1 and c.epochs == 1 and "fastest" in c.reason
     trials[1] = _trial(1, 0.75, [1.0] * 30)  # searched for 30 epochs
     c = choose_retrain(trials, seconds=150, retrain_images=10_000, search_train_images=1_000)
-    assert c.trial == 1 and c.epochs == 15 and "short" in c.reason  # neither gets its search epochs
+    assert c.trial == 1 and c.epochs == 13 and "short" in c.reason  # neither gets its search epochs
 
 
 def test_no_finished_trial_is_a_user_error():
@@ -72,6 +73,7 @@ def test_no_finished_trial_is_a_user_error():
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
 
 
+@pytest.mark.xdist_group("timed")  # see pyproject.toml: never beside another timed test
 def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_path, capsys):  # noqa: F811
     studies = tmp_path / "studies"
     start = time.time()
