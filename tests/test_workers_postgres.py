@@ -33,7 +33,10 @@ def _reachable(url):
         return False
 
 
-pytestmark = pytest.mark.skipif(not URL or not _reachable(URL), reason="needs CIFAR_AUTOML_TEST_POSTGRES")
+pytestmark = [
+    pytest.mark.skipif(not URL or not _reachable(URL), reason="needs CIFAR_AUTOML_TEST_POSTGRES"),
+    pytest.mark.xdist_group("timed"),  # see pyproject.toml: never beside another timed test
+]
 
 
 def _worker(tree, study, trials, log_path):
