@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cifar_automl.data import Dataset, Splits, make_splits
+
+# Tests that start processes of their own and wait on the clock: one xdist group, so they run one after
+# another and never beside each other (the suite runs in two processes, see pyproject.toml)
+TIMED = pytest.mark.xdist_group("timed")
 
 
 def synthetic_dataset(n_per_class: int = 40, classes: int = 3, size: int = 12, channels: int = 3,

@@ -11,6 +11,7 @@ from optuna.trial import TrialState, create_trial
 from cifar_automl.auto import choose_retrain, parse_duration, plan_budget
 from cifar_automl.errors import UserError
 
+from .helpers import TIMED
 from .test_cli import _one_error_line, _run, image_tree  # noqa: F401  (fixture)
 
 
@@ -73,7 +74,7 @@ def test_no_finished_trial_is_a_user_error():
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
 
 
-@pytest.mark.xdist_group("timed")  # see pyproject.toml: never beside another timed test
+@TIMED
 def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_path, capsys):  # noqa: F811
     studies = tmp_path / "studies"
     start = time.time()

@@ -13,7 +13,7 @@ import pytest
 
 from cifar_automl.cli import main
 
-from .helpers import write_image_tree
+from .helpers import TIMED, write_image_tree
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsy
     assert db.read_bytes() == snapshot
 
 
-@pytest.mark.xdist_group("timed")  # see pyproject.toml: never beside another timed test
+@TIMED
 @pytest.mark.parametrize("per_process", ["10", "0"])  # trials in worker processes, or in the main one
 def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_tree, per_process):
     studies = tmp_path / "studies"

@@ -6,11 +6,14 @@ from cifar_automl.errors import SpaceError
 from cifar_automl.spaces import config_from_params, list_spaces, load_space, parse_space
 
 
+BUILTIN = ["plain", "inception", "residual", "all", "tiny", "fast", "fast_small"]
+
+
 def test_builtin_spaces_cover_the_required_names():
-    assert {"plain", "inception", "residual", "all", "tiny", "fast", "fast_small"} <= set(list_spaces())
+    assert set(BUILTIN) <= set(list_spaces())
 
 
-@pytest.mark.parametrize("name", ["plain", "inception", "residual", "all", "tiny", "fast", "fast_small"])
+@pytest.mark.parametrize("name", BUILTIN)
 def test_builtin_space_samples_valid_configs(name):
     space = load_space(name)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))

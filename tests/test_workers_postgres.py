@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from .helpers import write_image_tree
+from .helpers import TIMED, write_image_tree
 
 URL = os.environ.get("CIFAR_AUTOML_TEST_POSTGRES")
 
@@ -35,7 +35,7 @@ def _reachable(url):
 
 pytestmark = [
     pytest.mark.skipif(not URL or not _reachable(URL), reason="needs CIFAR_AUTOML_TEST_POSTGRES"),
-    pytest.mark.xdist_group("timed"),  # see pyproject.toml: never beside another timed test
+    TIMED,
 ]
 
 
