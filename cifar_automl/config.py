@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_VERSION = 1
+# a trial's "fail_reason" user attribute when workers started it beside others that already filled
+# --trials: it is failed before it samples anything (search.trial_loop), and reports leave it out
+SURPLUS = "surplus: --trials already reached by other workers"
 
 
 @dataclass(frozen=True)

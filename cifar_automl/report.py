@@ -15,6 +15,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from .config import SURPLUS
+
 LEADERBOARD_COLUMNS = [
     "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
     "base_filters", "width_growth", "kernel_size", "activation", "dropout", "optimizer",
@@ -34,6 +36,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
+        if ua.get("fail_reason") == SURPLUS:
+            continue  # started beside others that filled --trials; it ran nothing
         cfg = ua.get("config", {})
         secs = ua.get("epoch_seconds", [])
         row: dict[str, Any] = {

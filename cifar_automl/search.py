@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from . import __version__
-from .config import TrialConfig
+from .config import SURPLUS, TrialConfig
 from .data import Splits, channel_stats, load_dataset, make_splits
 from .errors import StudyError, UserError
 from .spaces import SearchSpace, load_space
@@ -567,10 +567,10 @@ def fresh_seed(seed: int, storage: optuna.storages.BaseStorage, study_name: str)
 
 
 def consecutive_failures(study: optuna.Study) -> int:
-    """Failed trials at the end of the study (interrupted ones do not count)."""
+    """Failed trials at the end of the study (interrupted and surplus ones do not count)."""
     count = 0
     for t in reversed(study.get_trials(deepcopy=False)):
-        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted":
+        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in ("interrupted", SURPLUS):
             count += 1
         elif t.state in FINISHED:
             break
@@ -596,6 +596,7 @@ def trial_loop(
     objective.on_start = lambda n: events(("start", n))
     objective.on_epoch = lambda n, e, logs: events(("epoch", n, e, float(logs.get(OBJECTIVE, math.nan))))
     ran = 0
+    guarded = _SurplusGuard(objective, target)
     while (max_trials is None or ran < max_trials) and keep_going():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -618,7 +619,9 @@ def trial_loop(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=1)
+                study.optimize(guarded, n_trials=1)
+        except _Surplus:
+            continue  # another worker took the last place in the same moment: wait for the others
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             # Optuna could not record the trial because it is already finished: this worker's heartbeat
             # was late (a stalled machine) and another worker failed the trial as stale and re-queued it
@@ -628,6 +631,33 @@ def trial_loop(
         if objective.last_number is not None:
             events(("trial", objective.last_number))
     return ran, None
+
+
+class _Surplus(Exception):
+    pass
+
+
+class _SurplusGuard:
+    """The objective, behind a check that this trial is not one too many.
+
+    Workers count the study and then start a trial; two that count at the same moment (or that both
+    see the one re-queued trial of a dead worker, which only one of them gets) would both start one and
+    overshoot --trials. Once its trial exists, a worker counts again the trials numbered below it that
+    are finished, running or queued: if they already fill the target, the trial is failed as surplus
+    before it samples or trains anything. Numbers order the trials the same way for every worker, so
+    exactly the trials past the target are the surplus ones.
+    """
+
+    def __init__(self, objective: Objective, target: int) -> None:
+        self.objective, self.target = objective, target
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+        below = trial.study.get_trials(deepcopy=False, states=live)
+        if sum(1 for t in below if t.number < trial.number) >= self.target:
+            trial.set_user_attr("fail_reason", SURPLUS)
+            raise _Surplus()
+        return self.objective(trial)
 
 
 def _finished_elsewhere(study: optuna.Study, number: int | None) -> bool:

@@ -121,6 +121,38 @@ def test_a_trial_failed_by_another_worker_mid_run_does_not_stop_this_one(tmp_pat
     assert 2 not in study.trials[0].intermediate_values  # epoch 2 was not recorded
 
 
+def test_a_trial_started_beside_one_that_fills_the_target_is_failed_as_surplus(tmp_path, monkeypatch):
+    """Two workers count the study in the same moment and both start a trial: the one numbered past
+    --trials fails before it samples anything, its worker waits for the other, and the study ends with
+    exactly --trials finished trials; reports and the failure count leave the surplus trial out."""
+    from cifar_automl.config import SURPLUS
+    from cifar_automl.report import trials_frame
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    objective = search_mod.Objective(load_space("tiny"), SPLITS, epochs=2, seed=0)
+    optimize, peer = study.optimize, []
+
+    def optimize_after_a_peer(*args, **kwargs):
+        if not peer:
+            peer.append(study.ask())  # another worker, which counted the same empty study
+        return optimize(*args, **kwargs)
+
+    def events(event):
+        if event[0] == "wait" and peer[0].number not in [t.number for t in study.trials if t.state.is_finished()]:
+            study.tell(peer[0], 0.5)  # the other worker finishes its trial
+
+    monkeypatch.setattr(study, "optimize", optimize_after_a_peer)
+    monkeypatch.setattr(search_mod, "WAIT_POLL_SECONDS", 0.01)
+    ran, reason = search_mod.trial_loop(study, objective, target=1, deadline=None, max_trials=None,
+                                        events=events)
+    assert ran == 0 and reason is None
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    surplus = study.trials[1]
+    assert surplus.user_attrs["fail_reason"] == SURPLUS and surplus.params == {}
+    assert count_finished(study) == 1 and search_mod.consecutive_failures(study) == 0
+    assert list(trials_frame(study)["number"]) == [0]
+
+
 def test_a_time_budget_prunes_the_running_trial_at_its_next_epoch(tmp_path):
     import time
 
