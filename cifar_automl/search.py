@@ -356,8 +356,7 @@ class Objective:
             return float("nan")
         finally:
             self.training = False
-            keras.backend.clear_session(free_memory=True)
-            gc.collect()
+            keras.backend.clear_session(free_memory=True)  # which collects garbage (once is enough)
         result = _record(trial, recorder)
         if result.nan_epoch is not None:
             trial.set_user_attr("fail_reason", f"loss became NaN at epoch {result.nan_epoch + 1}")
@@ -595,8 +594,29 @@ def trial_loop(
     keep_going = keep_going or (lambda: True)
     objective.on_start = lambda n: events(("start", n))
     objective.on_epoch = lambda n, e, logs: events(("epoch", n, e, float(logs.get(OBJECTIVE, math.nan))))
-    ran = 0
     guarded = _SurplusGuard(objective, target)
+    # the ~350k objects of TensorFlow, Keras and the data exist before the first trial and outlive the
+    # loop: frozen, every garbage collection (one per trial, many more while graphs are traced) skips
+    # them; measured 0.37 -> 0.15 s per collection here
+    gc.collect()
+    gc.freeze()
+    try:
+        return _trial_loop(study, guarded, objective, target, deadline, max_trials, events, keep_going)
+    finally:
+        gc.unfreeze()
+
+
+def _trial_loop(
+    study: optuna.Study,
+    guarded: _SurplusGuard,
+    objective: Objective,
+    target: int,
+    deadline: float | None,
+    max_trials: int | None,
+    events: Callable[[tuple], None],
+    keep_going: Callable[[], bool],
+) -> tuple[int, str | None]:
+    ran = 0
     while (max_trials is None or ran < max_trials) and keep_going():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
