@@ -712,12 +712,14 @@ class _ReporterEvents:
 
 def worker_main(
     settings: SearchSettings, space: SearchSpace, splits: Splits, study_name: str, storage_url: str,
-    deadline: float | None, events: Any, stop: Any,
+    deadline: float | None, events: Any, stop: Any, go: Any,
 ) -> None:
     """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent.
 
     The worker ignores SIGINT (see worker.run); the parent asks it to stop through `stop`, which the
-    running trial checks after every batch."""
+    running trial checks after every batch. A standby worker gets ready (TensorFlow, storage, data)
+    and then waits for `go`, so that it takes over without a pause from a worker that is running its
+    last trial."""
     from .runtime import configure_devices
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -731,6 +733,9 @@ def worker_main(
     objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
                           deadline=deadline if settings.prune_at_timeout else None)
     parent = mp_parent_alive()
+    while not go.wait(0.5):
+        if stop.is_set() or not parent():
+            return
     try:
         ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,
                                  events.put, keep_going=lambda: parent() and not stop.is_set())
@@ -741,9 +746,13 @@ def worker_main(
 
 @dataclass
 class _Slot:
-    """A worker process seen from the parent: the trial it is running and how it ended."""
+    """A worker process seen from the parent: the trial it is running and how it ended. A standby
+    slot's process is getting ready to replace a worker that runs its last trial."""
 
     process: Any
+    go: Any  # an Event: set, the worker runs trials; a standby waits for it
+    standby: bool = False
+    started: int = 0  # trials it has started
     running: int | None = None
     started_any: bool = False
     stop_reason: str | None = None
@@ -755,8 +764,10 @@ def _run_in_workers(
 ) -> None:
     """Keep `settings.workers` worker processes busy until the study holds enough finished trials.
 
-    Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. The
-    workers' events come back on one queue, tagged with the worker's slot number.
+    Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. It is
+    started as a standby when the worker it replaces begins its last trial, so that starting Python
+    and TensorFlow (5-7 s here) overlaps that trial instead of pausing the search. The workers'
+    events come back on one queue, tagged with the worker's slot number.
     """
     import multiprocessing as mp
     import pickle
@@ -781,6 +792,27 @@ def _run_in_workers(
             states.count(TrialState.WAITING) > 0 or finished + busy < settings.trials
         )
 
+    def active() -> list[_Slot]:
+        return [slot for slot in slots.values() if not slot.standby]
+
+    def spawn(ready: bool) -> None:
+        nonlocal next_id
+        go = ctx.Event()
+        if ready:
+            go.set()
+        process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
+                              args=(payload, events, stop, go, quiet_tf, next_id))
+        process.start()
+        slots[next_id] = _Slot(process, go, standby=not ready)
+        next_id += 1
+
+    def retire_standbys() -> None:
+        """Standby workers have run no trial and hold nothing: stop them at once, wherever they are."""
+        for wid in [w for w, slot in slots.items() if slot.standby]:
+            slot = slots.pop(wid)
+            slot.process.terminate()
+            slot.process.join()
+
     def reap(wid: int) -> None:
         slot = slots.pop(wid)
         slot.process.join()
@@ -803,13 +835,15 @@ def _run_in_workers(
             while True:
                 if requested.is_set():
                     raise KeyboardInterrupt
-                while outcome.stopped_reason is None and len(slots) < settings.workers and needs_worker():
-                    process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
-                                          args=(payload, events, stop, quiet_tf, next_id))
-                    process.start()
-                    slots[next_id] = _Slot(process)
-                    next_id += 1
-                if not slots:
+                while outcome.stopped_reason is None and len(active()) < settings.workers and needs_worker():
+                    standby = next((slot for slot in slots.values() if slot.standby), None)
+                    if standby is not None:
+                        standby.standby = False
+                        standby.go.set()
+                    else:
+                        spawn(ready=True)
+                if not active():
+                    retire_standbys()  # the search ended before they were needed
                     return
                 try:
                     wid, event = events.get(timeout=0.5)
@@ -821,6 +855,10 @@ def _run_in_workers(
                 if slot is not None:
                     if event[0] == "start":
                         slot.running, slot.started_any = event[1], True
+                        slot.started += 1
+                        if (slot.started == settings.trials_per_process and needs_worker()
+                                and sum(s.standby for s in slots.values()) < settings.workers):
+                            spawn(ready=False)  # to take over when this, its last trial, ends
                     elif event[0] == "trial":
                         slot.running = None
                         outcome.ran += 1
@@ -831,6 +869,7 @@ def _run_in_workers(
                 forward(event)
         except KeyboardInterrupt:
             stop.set()  # running trials end at their next batch and are marked interrupted
+            retire_standbys()
             for slot in slots.values():
                 _stop(slot.process)
             for slot in slots.values():

@@ -21,7 +21,7 @@ class _Tagged:
         self.events.put((self.wid, event))
 
 
-def run(payload: bytes, events: Any, stop: Any, quiet: bool, wid: int) -> None:
+def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, wid: int) -> None:
     # Ctrl-C reaches the whole process group; the parent handles it and sets `stop`, which the
     # running trial checks between batches (a signal landing inside TensorFlow's C code is unsafe)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -32,4 +32,4 @@ def run(payload: bytes, events: Any, stop: Any, quiet: bool, wid: int) -> None:
     from .search import worker_main
 
     events.cancel_join_thread()  # never hang at exit on events nobody reads (the parent died)
-    worker_main(*pickle.loads(payload), _Tagged(events, wid), stop)
+    worker_main(*pickle.loads(payload), _Tagged(events, wid), stop, go)

@@ -194,15 +194,22 @@ def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial
 
     class Killing(search_mod.SearchReporter):
         killed = False
+        children: list[set[str]] = []
 
         def epoch(self, number, epoch, logs):
+            names = {p.name for p in multiprocessing.active_children()}
+            Killing.children.append(names)
             if number == 1 and not self.killed:
-                (worker,) = multiprocessing.active_children()
+                # trial 1 is the first worker's last: its replacement is already getting ready
+                assert names == {"cifar-automl-worker-0", "cifar-automl-worker-1"}
+                (worker,) = [p for p in multiprocessing.active_children() if p.name.endswith("-0")]
                 os.kill(worker.pid, signal.SIGKILL)
                 Killing.killed = True
 
     outcome = _run(_settings(tmp_path, trials=3, trials_per_process=2), reporter=Killing(quiet=True))
     trials = outcome.study.trials
+    assert Killing.children[0] == {"cifar-automl-worker-0"}  # no standby before the last trial
+    assert not multiprocessing.active_children()
     assert outcome.finished == 3 and not outcome.interrupted
     assert trials[1].state == TrialState.FAIL
     assert trials[1].user_attrs["fail_reason"] == "worker process died (exit code -9)"
