@@ -9,6 +9,7 @@ measurements as user attributes.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -20,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -595,62 +596,56 @@ def trial_loop(
     objective.on_start = lambda n: events(("start", n))
     objective.on_epoch = lambda n, e, logs: events(("epoch", n, e, float(logs.get(OBJECTIVE, math.nan))))
     guarded = _SurplusGuard(objective, target)
-    # the ~350k objects of TensorFlow, Keras and the data exist before the first trial and outlive the
-    # loop: frozen, every garbage collection (one per trial, many more while graphs are traced) skips
-    # them; measured 0.37 -> 0.15 s per collection here
+    with _gc_frozen():
+        ran = 0
+        while (max_trials is None or ran < max_trials) and keep_going():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # trials of dead workers: failed and re-queued
+            if count_finished(study) >= target:
+                return ran, None
+            if deadline is not None and time.time() >= deadline:
+                return ran, TIMEOUT_REACHED
+            failures = consecutive_failures(study)
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                return ran, f"{failures} trials in a row failed"
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
+            if not waiting and count_finished(study) + running >= target:
+                # other workers are running the last trials: wait for them (or for their heartbeats to
+                # stop, when the trial is failed and re-queued) instead of overshooting --trials
+                events(("wait", running))
+                time.sleep(WAIT_POLL_SECONDS)
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(guarded, n_trials=1)
+            except _Surplus:
+                continue  # another worker took the last place in the same moment: wait for the others
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                # Optuna could not record the trial because it is already finished: this worker's
+                # heartbeat was late (a stalled machine) and another worker failed the trial as stale
+                # and re-queued it
+                if not _finished_elsewhere(study, objective.last_number):
+                    raise
+            ran += 1
+            if objective.last_number is not None:
+                events(("trial", objective.last_number))
+        return ran, None
+
+
+@contextlib.contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The ~350k objects of TensorFlow, Keras and the data exist before the first trial and outlive the
+    trial loop: frozen, every garbage collection (one per trial, many more while graphs are traced)
+    skips them; measured 0.37 -> 0.15 s per collection here."""
     gc.collect()
     gc.freeze()
     try:
-        return _trial_loop(study, guarded, objective, target, deadline, max_trials, events, keep_going)
+        yield
     finally:
         gc.unfreeze()
-
-
-def _trial_loop(
-    study: optuna.Study,
-    guarded: _SurplusGuard,
-    objective: Objective,
-    target: int,
-    deadline: float | None,
-    max_trials: int | None,
-    events: Callable[[tuple], None],
-    keep_going: Callable[[], bool],
-) -> tuple[int, str | None]:
-    ran = 0
-    while (max_trials is None or ran < max_trials) and keep_going():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # trials of dead workers: failed and re-queued
-        if count_finished(study) >= target:
-            return ran, None
-        if deadline is not None and time.time() >= deadline:
-            return ran, TIMEOUT_REACHED
-        failures = consecutive_failures(study)
-        if failures >= MAX_CONSECUTIVE_FAILURES:
-            return ran, f"{failures} trials in a row failed"
-        states = [t.state for t in study.get_trials(deepcopy=False)]
-        running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
-        if not waiting and count_finished(study) + running >= target:
-            # other workers are running the last trials: wait for them (or for their heartbeats to
-            # stop, when the trial is failed and re-queued) instead of overshooting --trials
-            events(("wait", running))
-            time.sleep(WAIT_POLL_SECONDS)
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(guarded, n_trials=1)
-        except _Surplus:
-            continue  # another worker took the last place in the same moment: wait for the others
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-            # Optuna could not record the trial because it is already finished: this worker's heartbeat
-            # was late (a stalled machine) and another worker failed the trial as stale and re-queued it
-            if not _finished_elsewhere(study, objective.last_number):
-                raise
-        ran += 1
-        if objective.last_number is not None:
-            events(("trial", objective.last_number))
-    return ran, None
 
 
 class _Surplus(Exception):
@@ -751,11 +746,13 @@ class _Slot:
 
     process: Any
     go: Any  # an Event: set, the worker runs trials; a standby waits for it
-    standby: bool = False
     started: int = 0  # trials it has started
     running: int | None = None
-    started_any: bool = False
     stop_reason: str | None = None
+
+    @property
+    def standby(self) -> bool:
+        return not self.go.is_set()
 
 
 def _run_in_workers(
@@ -803,7 +800,7 @@ def _run_in_workers(
         process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
                               args=(payload, events, stop, go, quiet_tf, next_id))
         process.start()
-        slots[next_id] = _Slot(process, go, standby=not ready)
+        slots[next_id] = _Slot(process, go)
         next_id += 1
 
     def retire_standbys() -> None:
@@ -818,7 +815,7 @@ def _run_in_workers(
         slot.process.join()
         if slot.process.exitcode != 0:
             _fail_if_running(study, slot.running, f"worker process died (exit code {slot.process.exitcode})")
-            if not slot.started_any:
+            if not slot.started:
                 raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
@@ -838,7 +835,6 @@ def _run_in_workers(
                 while outcome.stopped_reason is None and len(active()) < settings.workers and needs_worker():
                     standby = next((slot for slot in slots.values() if slot.standby), None)
                     if standby is not None:
-                        standby.standby = False
                         standby.go.set()
                     else:
                         spawn(ready=True)
@@ -854,7 +850,7 @@ def _run_in_workers(
                 slot = slots.get(wid)
                 if slot is not None:
                     if event[0] == "start":
-                        slot.running, slot.started_any = event[1], True
+                        slot.running = event[1]
                         slot.started += 1
                         if (slot.started == settings.trials_per_process and needs_worker()
                                 and sum(s.standby for s in slots.values()) < settings.workers):
