@@ -131,6 +131,17 @@ def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
 
 
+def checkpoint_sqlite(storage: optuna.storages.BaseStorage) -> None:
+    """SQLite: copy the write-ahead log into the database file, so that after a run the .db file alone
+    holds the whole study (copy or send it without its -wal file) and later readers find nothing left
+    to copy into it. PASSIVE: never waits for a reader such as the dashboard."""
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
+        from sqlalchemy import text
+
+        with storage.engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+
+
 def _check_writable_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -552,6 +563,7 @@ def run_search(
             outcome.interrupted = True
     outcome.finished = count_finished(study)
     outcome.seconds = time.monotonic() - start
+    checkpoint_sqlite(storage)
     reporter.close()
     return outcome
 

@@ -41,6 +41,19 @@ def test_search_stores_trials_with_curves_and_attributes(tmp_path):
         assert ua["config"]["train"]["epochs"] == 3
 
 
+def test_after_a_run_the_sqlite_file_alone_holds_the_study(tmp_path):
+    """The write-ahead log is copied into the .db at the end of a run: a copy of the .db without its
+    -wal file has every trial (and later readers have nothing left to write into the file)."""
+    import shutil
+
+    outcome = _run(_settings(tmp_path, trials=2, trials_per_process=1))
+    db = tmp_path / "studies" / "tiny.db"
+    shutil.copy(db, tmp_path / "copy.db")
+    copy = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'copy.db'}")
+    assert outcome.finished == 2 and count_finished(copy) == 2
+    assert [t.params for t in copy.trials] == [t.params for t in outcome.study.trials]
+
+
 def test_rerun_only_runs_the_missing_trials(tmp_path):
     first = _run(_settings(tmp_path, trials=2))
     assert first.ran == 2
