@@ -54,7 +54,12 @@ def main() -> None:
     print(f"\nsearch: {(search_end - start).total_seconds() / 60:.1f} min")
     for number, r in sorted(retrain_summaries(study).items()):
         print(f"retrain of trial {number}: test accuracy {r['accuracy']:.4f}, {r['epochs']} epochs in "
-              f"{r['train_minutes']:.1f} min{' (flip TTA)' if r.get('tta_flip') else ''}, {r['params']:,} params")
+              f"{r['train_minutes']:.1f} min{tta_note(r)}, {r['params']:,} params")
+
+
+def tta_note(summary: dict) -> str:
+    tta = summary.get("tta") or ("flip" if summary.get("tta_flip") else "none")  # older studies: tta_flip
+    return "" if tta == "none" else f" ({tta} TTA)"
 
 
 if __name__ == "__main__":

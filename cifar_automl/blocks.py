@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 from keras import layers
 
 BlockFn = Callable[..., Any]
@@ -30,6 +31,7 @@ BLOCKS: dict[str, BlockType] = {}
 # Keras' default batch-norm momentum (0.99) needs thousands of steps before its moving statistics are
 # usable for evaluation; search trials are a few hundred steps long, so use PyTorch's 0.9 equivalent.
 BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-3  # Keras' default
 
 
 def register_block(name: str, *, options: dict[str, Any] | None = None, downsamples: bool = False):
@@ -74,9 +76,17 @@ def conv_bn_act(
     activation: str | None,
     batch_norm: bool,
     name: str,
+    bn_momentum: float = BN_MOMENTUM,
+    bn_epsilon: float = BN_EPSILON,
+    bn_scale: bool = True,
+    dirac: bool = False,
 ) -> Any:
-    """Conv (no bias when batch norm follows), optional batch norm, optional activation."""
-    x = layers.Conv2D(
+    """Conv (no bias when batch norm follows), optional batch norm, optional activation.
+
+    `bn_scale=False` fixes batch norm's scale at 1 (only its offset learns); `dirac` starts the conv
+    as an identity on its input channels (see `dirac_init`).
+    """
+    conv = layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -84,12 +94,31 @@ def conv_bn_act(
         use_bias=not batch_norm,
         kernel_initializer="he_normal",
         name=f"{name}_conv",
-    )(x)
+    )
+    x = conv(x)
+    if dirac:
+        dirac_init(conv)
     if batch_norm:
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        x = batch_norm_layer(bn_momentum, bn_epsilon, bn_scale, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_act")(x)
     return x
+
+
+def batch_norm_layer(momentum: float, epsilon: float, scale: bool, *, name: str) -> layers.Layer:
+    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, scale=scale, name=name)
+
+
+def dirac_init(conv: layers.Conv2D) -> None:
+    """Make the first min(in, out) filters of a built conv the identity on the input channels (PyTorch's
+    `dirac_`, as airbench starts its convs): the net starts close to a shallower one. The weights are
+    set after building, so the saved model needs no custom initializer."""
+    kernel = np.array(conv.kernel.numpy())
+    kh, kw, c_in, c_out = kernel.shape
+    k = min(c_in, c_out)
+    kernel[:, :, :, :k] = 0.0
+    kernel[kh // 2, kw // 2, np.arange(k), np.arange(k)] = 1.0
+    conv.kernel.assign(kernel)
 
 
 @register_block("plain", options={"convs": 2})
@@ -180,24 +209,37 @@ def residual_block(
 
 
 
-@register_block("conv_pool", options={}, downsamples=True)
+@register_block(
+    "conv_pool",
+    options={"bn_momentum": BN_MOMENTUM, "bn_epsilon": BN_EPSILON, "bn_scale": True, "dirac": False,
+             "pool_padding": "same"},
+    downsamples=True,
+)
 def conv_pool_block(
     x: Any, filters: int, *, stride: int, kernel_size: int, activation: str, batch_norm: bool,
-    name: str,
+    name: str, bn_momentum: float = BN_MOMENTUM, bn_epsilon: float = BN_EPSILON, bn_scale: bool = True,
+    dirac: bool = False, pool_padding: str = "same",
 ) -> Any:
     """airbench style: conv, 2x2 max pool when downsampling, batch norm, activation, then conv, BN, act.
 
     Pooling right after the first conv (instead of between stages) halves the cost of the second
-    conv; with `pool_first_stage` and widths 64/256/256 this is the network of the fastest known
-    CIFAR-10 training recipes (Keller Jordan's airbench), less its fixed whitening stem.
+    conv; with `pool_first_stage`, widths 64/256/256, a whitening stem and a max-pool head this is the
+    network of the fastest known CIFAR-10 training recipes (Keller Jordan's airbench), which also
+    uses the options: batch norm momentum 0.6 (Keras' meaning: the weight of the old statistics),
+    epsilon 1e-12, no learned batch-norm scale, identity-initialised (`dirac`) convs, and pooling that
+    drops an odd last row and column (`pool_padding: valid`: 31 -> 15 -> 7 -> 3 after a whitening stem).
     """
-    x = layers.Conv2D(
+    bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon, "bn_scale": bn_scale, "dirac": dirac}
+    conv = layers.Conv2D(
         filters, kernel_size, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal",
         name=f"{name}_1_conv",
-    )(x)
+    )
+    x = conv(x)
+    if dirac:
+        dirac_init(conv)
     if stride > 1:
-        x = layers.MaxPooling2D(stride, padding="same", name=f"{name}_pool")(x)
+        x = layers.MaxPooling2D(stride, padding=pool_padding, name=f"{name}_pool")(x)
     if batch_norm:
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_1_bn")(x)
+        x = batch_norm_layer(bn_momentum, bn_epsilon, bn_scale, name=f"{name}_1_bn")(x)
     x = layers.Activation(activation, name=f"{name}_1_act")(x)
-    return conv_bn_act(x, filters, kernel_size, activation=activation, batch_norm=batch_norm, name=f"{name}_2")
+    return conv_bn_act(x, filters, kernel_size, activation=activation, batch_norm=batch_norm, name=f"{name}_2", **bn)

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from .config import TTA_MODES
 from .errors import UserError
 
 EXIT_USAGE = 2
@@ -126,6 +127,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     import time
 
     from .auto import choose_retrain, plan_budget, study_trials
+    from .pipeline import matching_tta
     from .report_html import write_report
     from .retrain import RetrainSettings, load_study_data, retrain_dir, retrain_trial
 
@@ -154,11 +156,11 @@ def cmd_auto(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} already exists (the search is saved): pass --overwrite, or run cifar-automl "
                         f"retrain --study-name {study.study_name} --trial {choice.trial} --epochs {choice.epochs} --overwrite")
-    flips = "flip" in trial.user_attrs["config"]["train"]["augment"]
+    tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
     _say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.epochs} "
          f"epochs of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
-         f"{', flip TTA' if flips else ''}; {left / 60:.0f} min left")
-    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, tta_flip=flips)
+         f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
+    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, tta=tta)
     result = retrain_trial(study, trial, splits, ss, rs)
     page = write_report(study.study_name, storage=args.storage, studies_dir=args.studies_dir)
     m = result.metrics
@@ -192,7 +194,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         study_name=args.study_name, storage=args.storage, studies_dir=args.studies_dir, trial=args.trial,
         top=args.top, epochs=args.epochs, seed=args.seed, early_stopping=args.early_stopping,
         patience=args.patience, val_fraction=args.val_fraction, data_dir=args.data_dir,
-        cache_dir=args.cache_dir, tta_flip=args.tta_flip, overwrite=args.overwrite, progress=not args.quiet,
+        cache_dir=args.cache_dir, tta="flip" if args.tta_flip else args.tta, overwrite=args.overwrite, progress=not args.quiet,
     ))
     for r in results:
         m = r.metrics
@@ -428,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=r.val_fraction, help="(default: %(default)s)")
     p.add_argument("--data-dir", help="where the study's data is now, if it moved since the search")
     p.add_argument("--cache-dir")
-    p.add_argument("--tta-flip", action="store_true", help="average test predictions with flipped images")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="average test predictions over mirrored (flip) and also 1-pixel-moved (flip_translate) "
+                        "views (default: %(default)s)")
+    p.add_argument("--tta-flip", action="store_true", help="the same as --tta flip")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the same trial")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_VERSION = 1
+# test-time augmentation: which views of each test image predictions are averaged over
+# (evaluate.predict_probs)
+TTA_MODES = ("none", "flip", "flip_translate")
 # a trial's "fail_reason" user attribute when workers started it beside others that already filled
 # --trials: it is failed before it samples anything (search.trial_loop), and reports leave it out
 SURPLUS = "surplus: --trials already reached by other workers"
@@ -27,16 +30,18 @@ class ArchConfig:
     base_filters: int = 32  # width of stage 1; stage i has base_filters * width_growth**i
     width_growth: float = 2.0
     max_width: int = 0  # cap on any stage's width (as VGG caps at 512); 0 = no cap
-    stem_filters: int = 0  # width of the stem conv; 0 = the width of stage 1
+    stem: str = "conv"  # conv (k x k, batch norm, activation) | whiten (airbench: see models.whitening_kernel)
+    stem_filters: int = 0  # width of the stem conv; 0 = the width of stage 1 (a whitening stem has its own)
     pool_first_stage: bool = False  # downsample in stage 1 too (airbench); else stage 1 keeps the input size
     kernel_size: int = 3
     activation: str = "relu"
     batch_norm: bool = True
     conv_dropout: float = 0.0  # spatial dropout after each stage
     pooling: str = "max"  # downsampling between stages for plain/inception: max | avg
-    head: str = "gap"  # gap (global average pooling) | flatten
+    head: str = "gap"  # gap (global average pooling) | gmp (global max pooling) | flatten
     dense_units: int = 0  # 0 = no hidden dense layer in the head
     dense_dropout: float = 0.0
+    logit_scale: float = 1.0  # logits are multiplied by this before the softmax (airbench: 1/9)
     block_options: dict[str, Any] = field(default_factory=dict)  # block-specific choices
 
     def stage_widths(self) -> list[int]:
@@ -57,9 +62,12 @@ class TrainConfig:
     epochs: int = 10
     lr_schedule: str = "cosine"  # constant | cosine | onecycle (warmup then cosine)
     warmup_fraction: float = 0.2  # onecycle only: share of all steps spent warming up linearly
+    warmup_start: float = 0.1  # onecycle only: the first step's rate, as a fraction of the peak
+    final_lr_fraction: float = 0.0  # cosine/onecycle: the last step's rate, as a fraction of the peak
     label_smoothing: float = 0.0
     weight_averaging: float = 0.0  # EMA momentum of the weights (e.g. 0.99); 0 = off
-    augment: str = "flip_shift"  # none | flip | flip_shift | flip_shift_rotate (see pipeline.AUGMENTATIONS)
+    lookahead: bool = False  # airbench's lookahead: every 5 steps the weights move to a slow average of them
+    augment: str = "flip_shift"  # none | flip | flip_shift | altflip_crop2 | ... (see pipeline.AUGMENTATIONS)
 
 
 @dataclass(frozen=True)

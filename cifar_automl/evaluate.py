@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from .config import TTA_MODES
 from .train import EVAL_BATCH_SIZE
 
 
@@ -27,12 +28,28 @@ class Evaluation:
     y_pred: np.ndarray
 
 
-def predict_probs(model: keras.Model, x: np.ndarray, tta_flip: bool = False) -> np.ndarray:
-    """Class probabilities; `tta_flip` averages with the horizontally flipped images."""
-    probs = model.predict(x.astype(np.float32), batch_size=EVAL_BATCH_SIZE, verbose=0)
-    if tta_flip:
-        flipped = model.predict(x[:, :, ::-1].astype(np.float32), batch_size=EVAL_BATCH_SIZE, verbose=0)
-        probs = (probs + flipped) / 2
+def predict_probs(model: keras.Model, x: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Class probabilities, averaged over test-time views of each image (`tta`):
+
+    none: the image; flip: the image and its mirror image (2 views); flip_translate: as airbench,
+    half the weight on those two and half on the mirrored pair of the image moved one pixel up-left
+    and one pixel down-right (reflect padding; 6 views).
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation '{tta}' (known: {', '.join(TTA_MODES)})")
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return model.predict(images.astype(np.float32), batch_size=EVAL_BATCH_SIZE, verbose=0)
+
+    def with_mirror(images: np.ndarray) -> np.ndarray:
+        return (predict(images) + predict(images[:, :, ::-1])) / 2 if tta != "none" else predict(images)
+
+    probs = with_mirror(x)
+    if tta == "flip_translate":
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        moved = (with_mirror(padded[:, :h, :w]) + with_mirror(padded[:, 2:h + 2, 2:w + 2])) / 2
+        probs = (probs + moved) / 2
     return probs
 
 
@@ -108,12 +125,12 @@ def evaluate_model(
     y_test: np.ndarray,
     class_names: tuple[str, ...] | list[str],
     *,
-    tta_flip: bool = False,
+    tta: str = "none",
     latency: bool = True,
 ) -> Evaluation:
-    probs = predict_probs(model, x_test, tta_flip=tta_flip)
+    probs = predict_probs(model, x_test, tta=tta)
     metrics, per_class, confusion = classification_metrics(y_test, probs, class_names)
-    metrics["tta_flip"] = tta_flip
+    metrics["tta"] = tta
     if latency:
         metrics.update(measure_latency(model, x_test))
     return Evaluation(metrics, per_class, confusion, probs, y_test, probs.argmax(axis=1))

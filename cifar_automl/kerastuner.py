@@ -61,14 +61,15 @@ class SpaceHyperModel(kt.HyperModel):
 
         cfg = self.config(hp)
         x = self.splits.x_train
-        model = build_model(cfg.arch, x.shape[1:], len(self.splits.class_names), mean=self.mean, std=self.std)
+        model = build_model(cfg.arch, x.shape[1:], len(self.splits.class_names), mean=self.mean, std=self.std,
+                            sample=x)
         compile_model(model, cfg.train, math.ceil(len(x) / cfg.train.batch_size))
         return model
 
     def fit(self, hp: kt.HyperParameters, model: Any, x: Any, y: Any, validation_data: Any = None,
             **kwargs: Any) -> Any:
-        from .pipeline import make_dataset
-        from .train import EVAL_BATCH_SIZE
+        from .pipeline import make_dataset, steps_per_epoch
+        from .train import EVAL_BATCH_SIZE, Lookahead
 
         cfg = self.config(hp)
         n = len(self.splits.class_names)
@@ -77,6 +78,9 @@ class SpaceHyperModel(kt.HyperModel):
         val = None
         if validation_data is not None:
             val = make_dataset(*validation_data, n, EVAL_BATCH_SIZE, training=False)
+        steps = steps_per_epoch(len(x), cfg.train.batch_size)
+        if cfg.train.lookahead:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), Lookahead(self.epochs * steps)]
         kwargs.setdefault("epochs", self.epochs)
         kwargs.setdefault("verbose", 0)
-        return model.fit(train, validation_data=val, shuffle=False, **kwargs)
+        return model.fit(train, validation_data=val, steps_per_epoch=steps, shuffle=False, **kwargs)

@@ -1,8 +1,8 @@
 """Pure model builders: `build_model(arch, input_shape, num_classes) -> keras.Model`.
 
-stem -> stages of increasing width (each `blocks_per_stage` blocks of the chosen type, downsampling
+stem (a conv, or airbench's fixed whitening conv set from the training images) -> stages of increasing width (each `blocks_per_stage` blocks of the chosen type, downsampling
 between stages, and in the first stage too with `pool_first_stage`) -> head (global average pooling
-or flatten, optional dense layer, dropout, softmax).
+max pooling or flatten, optional dense layer, dropout, logit scale, softmax).
 Preprocessing (scaling and per-channel normalisation) is part of the model, so a raw image
 with pixel values 0..255 goes in and class probabilities come out, also after export.
 """
@@ -18,6 +18,10 @@ from keras import layers
 from .blocks import BLOCKS, conv_bn_act
 from .config import ArchConfig
 
+WHITEN_KERNEL = 2  # airbench whitens 2x2 patches
+WHITEN_EPS = 5e-4  # added to the patch covariance's eigenvalues
+WHITEN_IMAGES = 5000  # images the patch covariance is estimated from
+
 
 def build_model(
     arch: ArchConfig,
@@ -27,8 +31,13 @@ def build_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     name: str | None = None,
+    sample: np.ndarray | None = None,
 ) -> keras.Model:
-    """Build the network `arch` describes. `mean`/`std` are per-channel statistics in [0, 1] units."""
+    """Build the network `arch` describes. `mean`/`std` are per-channel statistics in [0, 1] units.
+
+    `sample`: training images (N, H, W, C, pixel values 0..255) that data-dependent layers are set from:
+    a whitening stem needs them (without, it keeps a random kernel: fine for a summary, not for training).
+    """
     if arch.block not in BLOCKS:
         raise ValueError(f"unknown block type '{arch.block}' (registered: {', '.join(sorted(BLOCKS))})")
     block = BLOCKS[arch.block]
@@ -46,11 +55,21 @@ def build_model(
     else:
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     widths = arch.stage_widths()
-    x = conv_bn_act(
-        x, arch.stem_filters or widths[0], 3, activation=arch.activation, batch_norm=arch.batch_norm,
-        name="stem",
-    )
     size = min(height, width)
+    if arch.stem == "whiten":
+        stem = layers.Conv2D(2 * channels * WHITEN_KERNEL**2, WHITEN_KERNEL, padding="valid", name="stem_whiten")
+        x = layers.Activation(arch.activation, name="stem_act")(stem(x))
+        if sample is not None:
+            stem.kernel.assign(whitening_kernel(sample, mean, std))
+        stem.kernel.trainable = False  # fixed; its bias learns
+        size -= WHITEN_KERNEL - 1
+    elif arch.stem == "conv":
+        x = conv_bn_act(
+            x, arch.stem_filters or widths[0], 3, activation=arch.activation, batch_norm=arch.batch_norm,
+            name="stem",
+        )
+    else:
+        raise ValueError(f"unknown stem '{arch.stem}' (known: conv, whiten)")
     for s, filters in enumerate(widths):
         stride = 1
         if (s > 0 or arch.pool_first_stage) and size >= 4:  # never pool a feature map below 2x2
@@ -76,6 +95,8 @@ def build_model(
 
     if arch.head == "flatten":
         x = layers.Flatten(name="head_flatten")(x)
+    elif arch.head == "gmp":
+        x = layers.GlobalMaxPooling2D(name="head_gmp")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="head_gap")(x)
     if arch.dense_units > 0:
@@ -83,10 +104,34 @@ def build_model(
         x = layers.Activation(arch.activation, name="head_act")(x)
     if arch.dense_dropout > 0:
         x = layers.Dropout(arch.dense_dropout, name="head_dropout")(x)
-    x = layers.Dense(num_classes, name="logits")(x)
+    if arch.logit_scale != 1.0:  # airbench: a bias-free classifier whose logits are scaled down by 9
+        x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
+        x = layers.Rescaling(arch.logit_scale, name="logit_scale")(x)
+    else:
+        x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probs")(x)
     model_name = name or f"{arch.block}_{arch.stages}x{arch.blocks_per_stage}_w{widths[0]}"
     return keras.Model(inputs, outputs, name=model_name)
+
+
+def whitening_kernel(
+    images: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None, k: int = WHITEN_KERNEL
+) -> np.ndarray:
+    """airbench's whitening conv: the eigenvectors of the k x k patch covariance of the (normalised)
+    images, each scaled by 1/sqrt(its eigenvalue), as 2·k·k·C filters (each one and its negative).
+
+    After it, patches are decorrelated with unit variance: the first layer starts from the statistics
+    of the data instead of having to learn them. Returns a (k, k, C, 2·k·k·C) Keras kernel.
+    """
+    x = np.asarray(images[:WHITEN_IMAGES], dtype=np.float64) / 255.0
+    if mean is not None and std is not None:
+        x = (x - np.asarray(mean)) / np.asarray(std)
+    n, h, w, c = x.shape
+    patches = np.stack([x[:, i:h - k + 1 + i, j:w - k + 1 + j, :] for i in range(k) for j in range(k)], axis=3)
+    flat = patches.reshape(-1, k * k * c)  # (h, w, c) order, as a Keras kernel's first three axes
+    eigenvalues, eigenvectors = np.linalg.eigh(flat.T @ flat / len(flat))
+    filters = (eigenvectors / np.sqrt(eigenvalues + WHITEN_EPS)).reshape(k, k, c, k * k * c)
+    return np.concatenate([filters, -filters], axis=-1).astype(np.float32)
 
 
 def estimate_flops(model: keras.Model) -> int:

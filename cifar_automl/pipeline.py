@@ -1,41 +1,61 @@
 """tf.data input pipelines over in-memory uint8 arrays, with on-the-fly augmentation.
 
 Each epoch shuffles indices, gathers whole batches at once (one gather per batch instead of one op per
-image), applies Keras preprocessing layers to the batch (random per image) in parallel with training,
-and prefetches, so the training step rather than input handling keeps the CPU busy.
+image), augments the batch (random per image) in parallel with training, and prefetches, so the
+training step rather than input handling keeps the CPU busy. A training dataset runs one shuffled
+pass per epoch without end, and knows which epoch each batch belongs to (alternating flips need it):
+train it with `steps_per_epoch(len(x), batch_size)` steps per epoch.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-# name -> (horizontal flip, max shift as a fraction of the size, max rotation in degrees)
-AUGMENTATIONS: dict[str, tuple[bool, float, float]] = {
-    "none": (False, 0.0, 0.0),
-    "flip": (True, 0.0, 0.0),
-    "flip_shift": (True, 0.125, 0.0),  # 4 pixels on 32x32, as in the classic CIFAR recipe
-    "flip_shift2": (True, 0.0625, 0.0),  # 2 pixels on 32x32, as in the fast (airbench) CIFAR recipes
-    "flip_shift_rotate": (True, 0.125, 15.0),
-    "classic": (True, 0.1, 15.0),  # the common Keras CIFAR-10 recipe: flips, 10% shifts, 15 degrees
+
+@dataclass(frozen=True)
+class Augmentation:
+    flip: str = "none"  # none | random | alternate (random in the first epoch, then the other way each epoch)
+    shift: float = 0.0  # max translation as a fraction of the size, interpolated (Keras RandomTranslation)
+    crop: int = 0  # max translation in whole pixels: reflect-pad and crop, no interpolation (airbench)
+    degrees: float = 0.0  # max rotation
+
+
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "none": Augmentation(),
+    "flip": Augmentation(flip="random"),
+    "flip_shift": Augmentation(flip="random", shift=0.125),  # 4 pixels on 32x32, the classic CIFAR recipe
+    "flip_shift2": Augmentation(flip="random", shift=0.0625),  # 2 pixels on 32x32
+    "flip_shift_rotate": Augmentation(flip="random", shift=0.125, degrees=15.0),
+    "classic": Augmentation(flip="random", shift=0.1, degrees=15.0),  # the common Keras CIFAR-10 recipe
+    # airbench: each image is seen mirrored in every other epoch (random only in the first), and moved by
+    # up to 2 whole pixels; sharper than interpolated shifts, and the flips cover both sides evenly
+    "altflip_crop2": Augmentation(flip="alternate", crop=2),
 }
 
 
-def augmentation_layers(name: str, seed: int | None = None) -> list[layers.Layer]:
+def get_augmentation(name: str) -> Augmentation:
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation '{name}' (known: {', '.join(AUGMENTATIONS)})")
-    flip, shift, degrees = AUGMENTATIONS[name]
-    out: list[layers.Layer] = []
-    if flip:
-        out.append(layers.RandomFlip("horizontal", seed=seed))
-    if shift > 0:
-        out.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
-    if degrees > 0:
-        out.append(layers.RandomRotation(degrees / 360.0, fill_mode="reflect", seed=seed))
-    return out
+    return AUGMENTATIONS[name]
+
+
+def matching_tta(augment: str) -> str:
+    """The test-time augmentation that matches a training augmentation: the views the model was trained
+    to see (mirror images; and moved ones when it trained on shifts)."""
+    aug = get_augmentation(augment)
+    if aug.flip == "none":
+        return "none"
+    return "flip_translate" if aug.shift > 0 or aug.crop > 0 else "flip"
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
 
 
 def make_dataset(
@@ -48,21 +68,60 @@ def make_dataset(
     augment: str = "none",
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in 0..255, one-hot float32 labels)."""
+    """Batches of (float32 images in 0..255, one-hot float32 labels).
+
+    Evaluation: every image once, in order. Training: epoch after epoch without end, each a new
+    shuffle of all images in `steps_per_epoch(len(x), batch_size)` batches, augmented as `augment` says.
+    """
+    aug = get_augmentation(augment) if training else Augmentation()
     n = len(x)
     images = tf.constant(x)
     labels = tf.constant(y.astype(np.int32))
-    indices = tf.data.Dataset.range(n)
-    if training:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = indices.batch(batch_size, drop_remainder=False)
-    aug = augmentation_layers(augment, seed=seed) if training else []
+    random_layers: list[layers.Layer] = []
+    if aug.flip == "random":
+        random_layers.append(layers.RandomFlip("horizontal", seed=seed))
+    if aug.shift > 0:
+        random_layers.append(layers.RandomTranslation(aug.shift, aug.shift, fill_mode="reflect", seed=seed))
+    if aug.degrees > 0:
+        random_layers.append(layers.RandomRotation(aug.degrees / 360.0, fill_mode="reflect", seed=seed))
+    # alternate flips: image i is mirrored in epoch e when its first-epoch coin (fixed) XOR e is odd
+    first_flip = tf.constant(np.random.default_rng(seed).random(n) < 0.5)
 
-    def load(idx: Any) -> tuple[Any, Any]:
+    def load(idx: Any, epoch: Any) -> tuple[Any, Any]:
         batch = tf.cast(tf.gather(images, idx), tf.float32)
-        for layer in aug:
+        if aug.flip == "alternate":
+            mirror = tf.math.logical_xor(tf.gather(first_flip, idx), tf.equal(epoch % 2, 1))
+            batch = tf.where(mirror[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
+        if aug.crop > 0:
+            batch = random_crop(batch, aug.crop)
+        for layer in random_layers:
             batch = layer(batch, training=True)
         return batch, tf.one_hot(tf.gather(labels, idx), num_classes)
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if not training:
+        ds = tf.data.Dataset.range(n).batch(batch_size).map(
+            lambda idx: load(idx, tf.constant(0, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def epoch_batches(epoch: Any) -> tf.data.Dataset:
+        # a new order each epoch, the same for the same seed and epoch
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(lambda idx: (idx, epoch))
+
+    ds = tf.data.Dataset.counter().flat_map(epoch_batches)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def random_crop(batch: Any, pad: int) -> Any:
+    """Move each image by a random whole number of pixels in [-pad, pad] on both axes (reflect padding)."""
+    height, width = batch.shape[1], batch.shape[2]
+    padded = tf.pad(batch, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    offsets = tf.random.uniform([tf.shape(batch)[0], 2], 0, 2 * pad + 1, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[None]
+    cols = offsets[:, 1:] + tf.range(width)[None]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)

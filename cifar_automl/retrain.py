@@ -47,7 +47,7 @@ class RetrainSettings:
     val_fraction: float = 0.1
     data_dir: str | None = None  # where the data is now, if it moved since the search
     cache_dir: str | None = None
-    tta_flip: bool = False  # also average predictions over horizontally flipped test images
+    tta: str = "none"  # test-time augmentation: none | flip | flip_translate (evaluate.predict_probs)
     overwrite: bool = False
     progress: bool = True
 
@@ -139,7 +139,7 @@ def retrain_trial(
 
     keras.utils.set_random_seed(settings.seed)
     model = build_model(cfg.arch, x_train.shape[1:], len(splits.class_names), mean=mean, std=std,
-                        name=f"{study.study_name}_trial{trial.number}")
+                        name=f"{study.study_name}_trial{trial.number}", sample=x_train)
     out = retrain_dir(settings.studies_dir, study.study_name, trial.number)
     card = {
         "study": study.study_name,
@@ -158,10 +158,10 @@ def retrain_trial(
         model, cfg.train, x_train, y_train, validation, splits, out, card,
         patience=settings.patience if settings.early_stopping else None,
         progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
-        tta_flip=settings.tta_flip, extra={"trial": trial.number, "val_accuracy_search": trial.value},
+        tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": trial.value},
     )
     summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params")}
-    summary.update(path=str(out), created=card["created"], tta_flip=settings.tta_flip)
+    summary.update(path=str(out), created=card["created"], tta=settings.tta)
     study.set_user_attr(f"retrain:{trial.number}", summary)
     keras.backend.clear_session(free_memory=True)
     return RetrainResult(trial.number, out, metrics, result, evaluation)
@@ -181,7 +181,7 @@ def fit_evaluate_save(
     progress: bool,
     desc: str,
     seed: int,
-    tta_flip: bool = False,
+    tta: str = "none",
     extra: dict[str, Any] | None = None,
 ) -> tuple[FitResult, Evaluation, dict[str, Any]]:
     """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
@@ -202,7 +202,7 @@ def fit_evaluate_save(
     train_seconds = time.perf_counter() - start
     if result.nan_epoch is not None:
         raise StudyError(f"{desc} diverged (loss NaN at epoch {result.nan_epoch + 1})")
-    evaluation = evaluate_model(model, splits.x_test, splits.y_test, splits.class_names, tta_flip=tta_flip)
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, splits.class_names, tta=tta)
     metrics = {
         **evaluation.metrics,
         **(extra or {}),

@@ -337,7 +337,7 @@ class Objective:
         recorder = EpochRecorder(len(s.x_train))
         try:
             model = build_model(
-                cfg.arch, s.x_train.shape[1:], len(s.class_names), mean=self.mean, std=self.std
+                cfg.arch, s.x_train.shape[1:], len(s.class_names), mean=self.mean, std=self.std, sample=s.x_train
             )
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
@@ -445,6 +445,17 @@ def requeue_interrupted(study: optuna.Study) -> int:
     return count
 
 
+def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
+    """Queue the space's defaults as a new study's first trial (as KerasTuner starts from its
+    hyperparameters' defaults); a study that already has trials, or had them queued, is left alone."""
+    done = study.user_attrs.get("warm_started", [])
+    if "defaults" in done or study.get_trials(deepcopy=False):
+        return False
+    study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
+    study.set_user_attr("warm_started", [*done, "defaults"])
+    return True
+
+
 def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
     """Queue configurations to try first: the presets this space can express ("baselines"), or the
     five best complete trials of another study. Once per study and source (recorded in the study)."""
@@ -539,6 +550,8 @@ def run_search(
     requeued = requeue_interrupted(study)
     if requeued:
         outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
+    if space.default_params() and queue_defaults(study, space):
+        outcome.notes.append("the first trial runs the space's defaults")
     if settings.warm_start:
         queued = warm_start(study, space, settings)
         outcome.notes.append(f"warm start from {settings.warm_start}: {len(queued)} configuration(s) queued"

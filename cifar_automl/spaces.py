@@ -13,7 +13,9 @@ written close to Optuna's own JSON form::
       learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       momentum: {type: float, low: 0.8, high: 0.99, when: {optimizer: sgd}}
 
-`when` makes a parameter conditional on another parameter of the same section. Fields a space leaves
+`when` makes a parameter conditional on another parameter of the same section. `default` (as in
+KerasTuner) is the value a new study tries first: the first trial runs every parameter's default
+(parameters without one are sampled), so a known-good recipe is in the study from the start. Fields a space leaves
 out keep the defaults of `ArchConfig` / `TrainConfig`. The number of epochs is the search's fidelity
 (`--epochs`), not part of the space.
 """
@@ -42,7 +44,8 @@ _FIELD_TYPES = {
 _CHOICES = {
     ("arch", "activation"): ("relu", "elu", "gelu", "swish", "tanh", "selu", "leaky_relu"),
     ("arch", "pooling"): ("max", "avg"),
-    ("arch", "head"): ("gap", "flatten"),
+    ("arch", "head"): ("gap", "gmp", "flatten"),
+    ("arch", "stem"): ("conv", "whiten"),
     ("train", "optimizer"): ("adam", "adamw", "sgd", "rmsprop"),
     ("train", "lr_schedule"): ("constant", "cosine", "onecycle"),
     ("train", "augment"): tuple(AUGMENTATIONS),
@@ -75,6 +78,7 @@ class Param:
     log: bool = False
     choices: tuple[Any, ...] = ()
     when: tuple[tuple[str, Any], ...] = ()  # all must hold for the parameter to be sampled
+    default: Any = None  # tried by a new study's first trial (None: no default)
 
     def sample(self, trial: TrialLike) -> Any:
         if self.kind == "fixed":
@@ -141,6 +145,11 @@ class SearchSpace:
         """Hash of what the space samples (not its comments or description): a study stores it."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def default_params(self) -> dict[str, Any]:
+        """The Optuna parameters of the first trial a new study runs: every searched parameter's default."""
+        params = [*self.arch, *(p for ps in self.blocks.values() for p in ps), *self.train]
+        return {p.name: p.default for p in params if p.kind != "fixed" and p.default is not None}
 
     def params_for(self, cfg: TrialConfig) -> dict[str, Any] | None:
         """The Optuna parameters under which this space samples `cfg` (numbers moved into the space's
@@ -327,9 +336,9 @@ def _parse_param(name: str, field: str, spec: Any, path: str, fail: Any, ftype: 
         raise fail(f"{path}.when", "must map a parameter name to the value it must have")
     when_t = tuple(sorted(when.items()))
     allowed_keys = {
-        "int": {"type", "low", "high", "step", "log", "when"},
-        "float": {"type", "low", "high", "step", "log", "when"},
-        "categorical": {"type", "choices", "when"},
+        "int": {"type", "low", "high", "step", "log", "when", "default"},
+        "float": {"type", "low", "high", "step", "log", "when", "default"},
+        "categorical": {"type", "choices", "when", "default"},
     }
     if kind not in allowed_keys:
         raise fail(path, f"'type' must be int, float or categorical, not {kind!r}")
@@ -342,7 +351,8 @@ def _parse_param(name: str, field: str, spec: Any, path: str, fail: Any, ftype: 
             raise fail(path, "'choices' must be a non-empty list")
         for c in choices:
             _check_type(c, ftype, path, fail)
-        return Param(name=name, field=field, kind=kind, choices=tuple(choices), when=when_t)
+        return _with_default(Param(name=name, field=field, kind=kind, choices=tuple(choices), when=when_t),
+                             spec, path, fail)
     if "low" not in spec or "high" not in spec:
         raise fail(path, f"a {kind} distribution needs 'low' and 'high'")
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), bool(spec.get("log", False))
@@ -358,9 +368,20 @@ def _parse_param(name: str, field: str, spec: Any, path: str, fail: Any, ftype: 
         raise fail(path, f"'low' ({low}) must be <= 'high' ({high})")
     if log and (low <= 0 or step is not None):
         raise fail(path, "log scale needs low > 0 and no step")
-    return Param(
-        name=name, field=field, kind=kind, low=low, high=high, step=step, log=log, when=when_t
+    return _with_default(
+        Param(name=name, field=field, kind=kind, low=low, high=high, step=step, log=log, when=when_t), spec, path, fail
     )
+
+
+def _with_default(param: Param, spec: dict[str, Any], path: str, fail: Any) -> Param:
+    if "default" not in spec:
+        return param
+    default = spec["default"]
+    if param.kind == "int" and isinstance(default, float) and default.is_integer():
+        default = int(default)
+    if default is None or not param.contains(default):
+        raise fail(f"{path}.default", f"{default!r} is not one of the values the distribution can take")
+    return dataclasses.replace(param, default=default)
 
 
 def _check_type(value: Any, ftype: type, path: str, fail: Any) -> None:

@@ -123,3 +123,55 @@ def test_same_config_same_model_in_a_fresh_build():
     b = build_model(ArchConfig(**{**arch.__dict__}), (32, 32, 3), 10)
     assert a.count_params() == b.count_params()
     assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
+
+
+def test_whitening_stem_decorrelates_patches_of_the_training_images():
+    """airbench's stem: fixed 2x2 filters under which the patches of the (normalised) training images
+    have unit variance and no correlation; the filters come in +/- pairs and only the bias learns."""
+    from cifar_automl.models import WHITEN_EPS, whitening_kernel
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(120, 40, (300, 8, 8, 3))
+    x = np.clip(base + np.roll(base, 1, axis=2) * 0.8, 0, 255).astype(np.uint8)  # correlated neighbours
+    mean, std = [0.5, 0.45, 0.4], [0.25, 0.25, 0.25]
+    kernel = whitening_kernel(x, mean, std)
+    assert kernel.shape == (2, 2, 3, 24)
+    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])
+    norm = (x / 255.0 - np.array(mean)) / np.array(std)
+    patches = np.stack([norm[:, i:i + 7, j:j + 7] for i in range(2) for j in range(2)], axis=3).reshape(-1, 12)
+    out = patches @ kernel[..., :12].reshape(12, 12)
+    cov = out.T @ out / len(out)
+    eigenvalues = np.linalg.eigvalsh(patches.T @ patches / len(patches))
+    np.testing.assert_allclose(np.diag(cov), np.sort(eigenvalues / (eigenvalues + WHITEN_EPS)), rtol=1e-6)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 1e-6
+
+    arch = ArchConfig(block="conv_pool", stages=3, stem="whiten", pool_first_stage=True, base_filters=8,
+                      head="gmp", logit_scale=1 / 9, block_options={"pool_padding": "valid", "dirac": True})
+    model = build_model(arch, (8, 8, 3), 4, mean=mean, std=std, sample=x)
+    stem = model.get_layer("stem_whiten")
+    np.testing.assert_allclose(stem.kernel.numpy(), kernel)
+    trainable = {v.path for v in model.trainable_variables}
+    assert "stem_whiten/kernel" not in trainable and "stem_whiten/bias" in trainable
+    assert stem.output.shape[1:] == (7, 7, 24)
+    assert model.get_layer("stage1_block1_pool").output.shape[1:3] == (3, 3)  # valid pooling: 7 -> 3
+    assert not model.get_layer("logits").use_bias and model.get_layer("logit_scale").scale == pytest.approx(1 / 9)
+
+
+def test_dirac_convs_start_as_the_identity_on_their_input_channels():
+    arch = ArchConfig(block="conv_pool", stages=1, base_filters=8, stem_filters=4, batch_norm=False,
+                      block_options={"dirac": True})
+    model = build_model(arch, (6, 6, 3), 2)
+    conv = model.get_layer("stage1_block1_1_conv")
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype("float32")
+    y = conv(x).numpy()
+    np.testing.assert_allclose(y[..., :4], x, atol=1e-6)  # the first filters pass their channel through
+    assert np.abs(y[..., 4:]).max() > 0  # the rest start at random
+
+
+def test_batch_norm_options_of_conv_pool():
+    arch = ArchConfig(block="conv_pool", stages=1, base_filters=8,
+                      block_options={"bn_momentum": 0.6, "bn_epsilon": 1e-12, "bn_scale": False})
+    bn = build_model(arch, (8, 8, 3), 2).get_layer("stage1_block1_2_bn")
+    assert bn.momentum == pytest.approx(0.6) and bn.epsilon == pytest.approx(1e-12) and bn.gamma is None
+    assert build_model(ArchConfig(block="conv_pool", stages=1, base_filters=8), (8, 8, 3), 2).get_layer(
+        "stage1_block1_2_bn").gamma is not None  # the defaults keep Keras' batch norm

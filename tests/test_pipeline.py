@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cifar_automl.pipeline import AUGMENTATIONS, make_dataset
+from cifar_automl import pipeline
+from cifar_automl.pipeline import AUGMENTATIONS, Augmentation, make_dataset, matching_tta, random_crop
 
 
 def _data(n=50, size=8):
@@ -23,7 +24,8 @@ def test_eval_batches_cover_every_image_once_in_order():
 def test_training_batches_shuffle_each_epoch_and_keep_labels_aligned():
     x, y = _data()
     ds = make_dataset(x, y, 5, 50, training=True, augment="none", seed=1)
-    first, second = (next(iter(ds)) for _ in range(2))
+    batches = iter(ds)
+    first, second = next(batches), next(batches)  # one batch per epoch
     order1 = first[0].numpy()[:, 0, 0, 0]
     order2 = second[0].numpy()[:, 0, 0, 0]
     assert sorted(order1) == list(range(50)) and not np.array_equal(order1, order2)
@@ -47,3 +49,50 @@ def test_unknown_augmentation_is_an_error():
     x, y = _data()
     with pytest.raises(ValueError, match="unknown augmentation"):
         make_dataset(x, y, 5, 8, training=True, augment="mixup")
+
+
+def test_training_runs_epoch_after_epoch_of_full_batches_and_one_partial():
+    x, y = _data()
+    batches = iter(make_dataset(x, y, 5, 16, training=True, augment="none", seed=0))
+    sizes = [len(next(batches)[0]) for _ in range(8)]
+    assert sizes == [16, 16, 16, 2] * 2 and pipeline.steps_per_epoch(50, 16) == 4
+
+
+def test_alternating_flips_mirror_every_image_the_other_way_each_epoch(monkeypatch):
+    monkeypatch.setitem(AUGMENTATIONS, "altflip", Augmentation(flip="alternate"))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 6, 6, 3)).astype(np.uint8)
+    y = np.arange(40) % 4
+    batches = iter(make_dataset(x, y, 4, 40, training=True, augment="altflip", seed=3))
+    seen = []  # per epoch: image index -> was it mirrored
+    for _ in range(3):
+        images = next(batches)[0].numpy()
+        mirrored = {}
+        for img in images:
+            i = next(k for k in range(40) if np.array_equal(img, x[k]) or np.array_equal(img, x[k, :, ::-1]))
+            mirrored[i] = not np.array_equal(img, x[i])
+        seen.append(mirrored)
+    assert 10 < sum(seen[0].values()) < 30  # random in the first epoch
+    for i in range(40):
+        assert seen[1][i] != seen[0][i] and seen[2][i] == seen[0][i]
+
+
+def test_random_crop_moves_whole_pixels_within_the_padding():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (64, 8, 8, 3)).astype(np.float32)
+    out = random_crop(tf.constant(x), 2).numpy()
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    moves = set()
+    for img, pad in zip(out, padded):
+        match = [(dy, dx) for dy in range(5) for dx in range(5) if np.array_equal(img, pad[dy:dy + 8, dx:dx + 8])]
+        assert match, "not a whole-pixel crop of the padded image"
+        moves.add(match[0])
+    assert len(moves) > 10  # offsets vary per image
+
+
+@pytest.mark.parametrize("augment, tta", [("none", "none"), ("flip", "flip"), ("flip_shift2", "flip_translate"),
+                                          ("altflip_crop2", "flip_translate")])
+def test_test_time_augmentation_matches_the_training_views(augment, tta):
+    assert matching_tta(augment) == tta

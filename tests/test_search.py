@@ -41,6 +41,24 @@ def test_search_stores_trials_with_curves_and_attributes(tmp_path):
         assert ua["config"]["train"]["epochs"] == 3
 
 
+def test_a_new_study_first_runs_the_space_defaults_once(tmp_path):
+    text = load_space("tiny").source
+    text = open(text).read().replace(
+        "block: {type: categorical, choices: [plain, inception, residual]}",
+        "block: {type: categorical, choices: [plain, inception, residual], default: residual}",
+    ).replace("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}",
+              "learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true, default: 0.01}")
+    path = tmp_path / "tiny_defaults.yaml"
+    path.write_text(text)
+    space = load_space(str(path))
+    outcome = _run(_settings(tmp_path, space=str(path), trials=2), space=space)
+    first, second = outcome.study.get_trials()
+    assert first.params["block"] == "residual" and first.params["learning_rate"] == 0.01
+    assert first.user_attrs["warm_start"] == "space defaults" and "warm_start" not in second.user_attrs
+    more = _run(_settings(tmp_path, space=str(path), trials=3), space=space)  # resuming queues nothing
+    assert "warm_start" not in more.study.get_trials()[2].user_attrs
+
+
 def test_after_a_run_the_sqlite_file_alone_holds_the_study(tmp_path):
     """The write-ahead log is copied into the .db at the end of a run: a copy of the .db without its
     -wal file has every trial (and later readers have nothing left to write into the file)."""

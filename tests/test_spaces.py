@@ -6,7 +6,7 @@ from cifar_automl.errors import SpaceError
 from cifar_automl.spaces import config_from_params, list_spaces, load_space, parse_space
 
 
-BUILTIN = ["plain", "inception", "residual", "all", "tiny", "fast", "fast_small"]
+BUILTIN = ["plain", "inception", "residual", "all", "tiny", "fast", "fast_small", "airbench"]
 
 
 def test_builtin_spaces_cover_the_required_names():
@@ -75,6 +75,10 @@ def test_config_from_params_rebuilds_a_trial():
         ("arch:\n  stages: {type: int, low: 1\n", r"line \d+: invalid YAML"),
         ("weird: 1\n", r"line 1, weird: unknown section"),
         ("arch:\n  batch_norm: maybe\n", r"arch.batch_norm: expected a bool"),
+        ("train:\n  learning_rate: {type: float, low: 0.1, high: 1, default: 2}\n",
+         r"line 2, train.learning_rate.default: 2 is not one of the values"),
+        ("arch:\n  activation: {type: categorical, choices: [relu, gelu], default: elu}\n",
+         r"arch.activation.default: 'elu' is not one"),
     ],
 )
 def test_malformed_spaces_name_the_line_and_key(text, message):
@@ -87,3 +91,26 @@ def test_unknown_space_name_lists_the_known_ones():
         load_space("nope")
     with pytest.raises(SpaceError, match="not found"):
         load_space("missing/file.yaml")
+
+
+def test_defaults_are_the_first_trial_and_the_rest_is_sampled():
+    space = parse_space(
+        "arch:\n  base_filters: {type: categorical, choices: [8, 16], default: 16}\n"
+        "  stages: {type: int, low: 1, high: 3}\n"
+        "train:\n  learning_rate: {type: float, low: 0.01, high: 1.0, log: true, default: 0.1}\n"
+        "  batch_size: {type: int, low: 16, high: 64, step: 16, default: 32.0}\n"
+    )
+    assert space.default_params() == {"base_filters": 16, "learning_rate": 0.1, "batch_size": 32}
+    cfg = space.sample(optuna.trial.FixedTrial({**space.default_params(), "stages": 2}), epochs=3)
+    assert (cfg.arch.base_filters, cfg.train.learning_rate, cfg.train.batch_size) == (16, 0.1, 32)
+    assert load_space("tiny").default_params() == {}  # no defaults: nothing is queued
+
+
+def test_airbench_defaults_are_the_published_recipe():
+    space = load_space("airbench")
+    cfg = space.sample(optuna.trial.FixedTrial(space.default_params()), epochs=10)
+    assert cfg.arch.stage_widths() == [64, 256, 256] and cfg.arch.stem == "whiten" and cfg.arch.head == "gmp"
+    assert cfg.arch.activation == "gelu" and cfg.arch.block_options["bn_scale"] is False
+    t = cfg.train
+    assert (t.batch_size, t.momentum, t.label_smoothing, t.warmup_fraction) == (1024, 0.85, 0.2, 0.23)
+    assert t.learning_rate == 1.5 and t.lookahead and t.augment == "altflip_crop2"

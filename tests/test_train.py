@@ -8,7 +8,7 @@ import tensorflow as tf
 from cifar_automl.config import ArchConfig, TrainConfig
 from cifar_automl.models import build_model
 from cifar_automl.pipeline import make_dataset
-from cifar_automl.train import EpochRecorder, evaluate, fit, make_optimizer, recalibrate_batch_norm
+from cifar_automl.train import EpochRecorder, Lookahead, evaluate, fit, make_optimizer, recalibrate_batch_norm
 
 from .helpers import synthetic_splits
 
@@ -59,6 +59,44 @@ def test_optimizers_and_schedules(optimizer, schedule):
         assert float(lr) == pytest.approx(0.1)
     if optimizer == "sgd":
         assert opt.nesterov and opt.momentum == pytest.approx(0.9)
+
+
+def test_onecycle_start_and_end_rates():
+    cfg = TrainConfig(optimizer="sgd", lr_schedule="onecycle", learning_rate=1.5, epochs=10, warmup_fraction=0.2,
+                      warmup_start=0.2, final_lr_fraction=0.07)
+    sched = make_optimizer(cfg, steps_per_epoch=10)._learning_rate
+    assert float(sched(0)) == pytest.approx(0.3) and float(sched(20)) == pytest.approx(1.5)
+    assert float(sched(100)) == pytest.approx(0.105, rel=1e-4)
+
+
+def test_lookahead_pulls_weights_to_their_slow_average_and_ends_on_it():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    la = Lookahead(total_steps=10, every=2, max_decay=0.5)
+    la.set_model(model)
+    la.on_train_begin()
+    kernel = model.layers[0].kernel
+    start = kernel.numpy().copy()
+    kernel.assign(start + 1.0)
+    la.on_train_batch_end(0)  # step 1: not a lookahead step
+    np.testing.assert_allclose(kernel.numpy(), start + 1.0)
+    la.on_train_batch_end(1)  # step 2: decay 0.5 * (2/10)**3 = 0.004
+    np.testing.assert_allclose(kernel.numpy(), start + 0.996, rtol=1e-6)
+    for step in range(2, 9):
+        kernel.assign(kernel.numpy() + 1.0)
+        la.on_train_batch_end(step)
+    slow = la.slow[0].numpy()
+    kernel.assign(slow + 5.0)
+    la.on_train_batch_end(9)  # the last step: the weights become the slow average
+    np.testing.assert_allclose(kernel.numpy(), slow, rtol=1e-6)
+
+
+def test_lookahead_trains_through_fit():
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.05, batch_size=16, epochs=3, augment="altflip_crop2",
+                      lookahead=True)
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val))
+    assert result.epochs_run == 3 and result.history["val_accuracy"][-1] > 0.6
 
 
 def test_unknown_optimizer_is_an_error():
