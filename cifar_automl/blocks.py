@@ -86,22 +86,23 @@ def conv_bn_act(
     `bn_scale=False` fixes batch norm's scale at 1 (only its offset learns); `dirac` starts the conv
     as an identity on its input channels (see `dirac_init`).
     """
-    conv = layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=not batch_norm,
-        kernel_initializer="he_normal",
-        name=f"{name}_conv",
-    )
-    x = conv(x)
-    if dirac:
-        dirac_init(conv)
+    x = conv(x, filters, kernel_size, strides=strides, use_bias=not batch_norm, dirac=dirac, name=f"{name}_conv")
     if batch_norm:
         x = batch_norm_layer(bn_momentum, bn_epsilon, bn_scale, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_act")(x)
+    return x
+
+
+def conv(x: Any, filters: int, kernel_size: int, *, strides: int = 1, use_bias: bool, dirac: bool, name: str) -> Any:
+    """A 'same'-padded conv, He-initialised, or identity-initialised on its input channels with `dirac`."""
+    layer = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=use_bias, kernel_initializer="he_normal",
+        name=name,
+    )
+    x = layer(x)
+    if dirac:
+        dirac_init(layer)
     return x
 
 
@@ -230,13 +231,7 @@ def conv_pool_block(
     drops an odd last row and column (`pool_padding: valid`: 31 -> 15 -> 7 -> 3 after a whitening stem).
     """
     bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon, "bn_scale": bn_scale, "dirac": dirac}
-    conv = layers.Conv2D(
-        filters, kernel_size, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal",
-        name=f"{name}_1_conv",
-    )
-    x = conv(x)
-    if dirac:
-        dirac_init(conv)
+    x = conv(x, filters, kernel_size, use_bias=not batch_norm, dirac=dirac, name=f"{name}_1_conv")
     if stride > 1:
         x = layers.MaxPooling2D(stride, padding=pool_padding, name=f"{name}_pool")(x)
     if batch_norm:

@@ -1,8 +1,9 @@
 """Pure model builders: `build_model(arch, input_shape, num_classes) -> keras.Model`.
 
-stem (a conv, or airbench's fixed whitening conv set from the training images) -> stages of increasing width (each `blocks_per_stage` blocks of the chosen type, downsampling
-between stages, and in the first stage too with `pool_first_stage`) -> head (global average pooling
-max pooling or flatten, optional dense layer, dropout, logit scale, softmax).
+stem (a conv, or airbench's fixed whitening conv set from the training images) -> stages of increasing
+width (each `blocks_per_stage` blocks of the chosen type, downsampling between stages, and in the
+first stage too with `pool_first_stage`) -> head (global average or max pooling, or flatten, optional
+dense layer, dropout, logit scale, softmax).
 Preprocessing (scaling and per-channel normalisation) is part of the model, so a raw image
 with pixel values 0..255 goes in and class probabilities come out, also after export.
 """
