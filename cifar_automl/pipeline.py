@@ -84,8 +84,8 @@ def make_dataset(
         random_layers.append(layers.RandomTranslation(aug.shift, aug.shift, fill_mode="reflect", seed=seed))
     if aug.degrees > 0:
         random_layers.append(layers.RandomRotation(aug.degrees / 360.0, fill_mode="reflect", seed=seed))
-    # alternate flips: image i is mirrored in epoch e when its first-epoch coin (fixed) XOR e is odd
-    first_flip = tf.constant(np.random.default_rng(seed).random(n) < 0.5)
+    if aug.flip == "alternate":  # image i is mirrored in epoch e when its first-epoch coin (fixed) XOR e is odd
+        first_flip = tf.constant(np.random.default_rng(seed).random(n) < 0.5)
 
     def load(idx: Any, epoch: Any) -> tuple[Any, Any]:
         batch = tf.cast(tf.gather(images, idx), tf.float32)

@@ -15,9 +15,9 @@ written close to Optuna's own JSON form::
 
 `when` makes a parameter conditional on another parameter of the same section. `default` (as in
 KerasTuner) is the value a new study tries first: the first trial runs every parameter's default
-(parameters without one are sampled), so a known-good recipe is in the study from the start. Fields a space leaves
-out keep the defaults of `ArchConfig` / `TrainConfig`. The number of epochs is the search's fidelity
-(`--epochs`), not part of the space.
+(parameters without one are sampled), so a known-good recipe is in the study from the start. Fields
+a space leaves out keep the defaults of `ArchConfig` / `TrainConfig`. The number of epochs is the
+search's fidelity (`--epochs`), not part of the space.
 """
 
 from __future__ import annotations
