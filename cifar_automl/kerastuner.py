@@ -24,20 +24,27 @@ from .spaces import SearchSpace
 
 
 class KerasTunerTrial:
-    """`spaces.TrialLike` over KerasTuner's `HyperParameters`: suggest_* registers and reads `hp.*`."""
+    """`spaces.TrialLike` over KerasTuner's `HyperParameters`: suggest_* registers and reads `hp.*`.
 
-    def __init__(self, hp: kt.HyperParameters) -> None:
-        self.hp = hp
+    `defaults` (a space's `default_params()`) become KerasTuner's `default=`: the value a parameter
+    takes before the tuner sets one, e.g. in the build that registers the space, or when a tuner is
+    told not to tune new entries.
+    """
+
+    def __init__(self, hp: kt.HyperParameters, defaults: dict[str, Any] | None = None) -> None:
+        self.hp, self.defaults = hp, defaults or {}
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
-        return self.hp.Int(name, low, high, step=step, sampling="log" if log else "linear")
+        return self.hp.Int(name, low, high, step=step, sampling="log" if log else "linear",
+                           default=self.defaults.get(name))
 
     def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
                       log: bool = False) -> float:
-        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
+        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear",
+                             default=self.defaults.get(name))
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.hp.Choice(name, list(choices))
+        return self.hp.Choice(name, list(choices), default=self.defaults.get(name))
 
 
 class SpaceHyperModel(kt.HyperModel):
@@ -53,7 +60,7 @@ class SpaceHyperModel(kt.HyperModel):
         self.mean, self.std = channel_stats(splits.x_train)
 
     def config(self, hp: kt.HyperParameters) -> TrialConfig:
-        return self.space.sample(KerasTunerTrial(hp), self.epochs)
+        return self.space.sample(KerasTunerTrial(hp, self.space.default_params()), self.epochs)
 
     def build(self, hp: kt.HyperParameters) -> Any:
         from .models import build_model

@@ -33,6 +33,17 @@ train:
     assert lr.sampling == "log"
 
 
+def test_kerastuner_starts_from_the_space_defaults():
+    space = load_space("airbench")
+    hypermodel = SpaceHyperModel(space, SPLITS, epochs=3)
+    hp = kt.HyperParameters()  # as in the build that registers the space: no value set yet
+    cfg = hypermodel.config(hp)
+    assert hp.values == space.default_params()
+    assert (cfg.arch.base_filters, cfg.train.learning_rate, cfg.train.batch_size) == (64, 1.5, 1024)
+    lr = next(p for p in hp.space if p.name == "learning_rate")
+    assert lr.default == 1.5 and lr.sampling == "log"
+
+
 def test_kerastuner_hyperband_trains_the_space_models(tmp_path):
     space = load_space("tiny")
     hypermodel = SpaceHyperModel(space, SPLITS, epochs=3)
