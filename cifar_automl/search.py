@@ -844,6 +844,9 @@ def _run_in_workers(
                 raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
+        elif slot.started == 0 and slot.process.exitcode == 0 and not slot.standby:
+            # it ran nothing and its reason never arrived: another would do the same, again and again
+            outcome.stopped_reason = "a worker process ended without running a trial"
 
     # Ctrl-C / SIGTERM only set a flag that this loop checks: a KeyboardInterrupt raised at a random
     # moment can be swallowed (Python ignores exceptions raised inside weakref callbacks and __del__)
@@ -857,6 +860,8 @@ def _run_in_workers(
             while True:
                 if requested.is_set():
                     raise KeyboardInterrupt
+                if outcome.stopped_reason is None and deadline is not None and time.time() >= deadline:
+                    outcome.stopped_reason = TIMEOUT_REACHED  # running trials finish; no new worker starts
                 while outcome.stopped_reason is None and len(active()) < settings.workers and needs_worker():
                     standby = next((slot for slot in slots.values() if slot.standby), None)
                     if standby is not None:

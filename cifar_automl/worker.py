@@ -29,7 +29,13 @@ def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, wid: int) 
         from .runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from .search import worker_main
+    from .search import mp_parent_alive, worker_main
 
-    events.cancel_join_thread()  # never hang at exit on events nobody reads (the parent died)
-    worker_main(*pickle.loads(payload), _Tagged(events, wid), stop, go)
+    try:
+        worker_main(*pickle.loads(payload), _Tagged(events, wid), stop, go)
+    finally:
+        # At exit the queue's feeder thread writes what is still buffered (the last events, "done"
+        # with the reason the worker stopped) to the parent. Only when the parent is gone, and so
+        # nobody reads the pipe, is that skipped, so that a full pipe can never hang the exit.
+        if not mp_parent_alive()():
+            events.cancel_join_thread()

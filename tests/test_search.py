@@ -251,6 +251,47 @@ def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
+    # a worker's last events sit in its queue's buffer when it exits: they must reach the parent (lost
+    # "done" events once made a search past its --timeout start worker after worker, never ending)
+    import multiprocessing
+    import pickle
+    import time
+
+    from cifar_automl import worker
+
+    settings = _settings(tmp_path, trials=5, trials_per_process=1)
+    storage_url = f"sqlite:///{tmp_path}/w.db"
+    optuna.create_study(study_name="w", storage=storage_url, direction="maximize")
+    payload = pickle.dumps((settings, load_space("tiny"), SPLITS, "w", storage_url, time.time() - 1))
+    ctx = multiprocessing.get_context("spawn")
+    for wid in range(2):
+        events, stop, go = ctx.Queue(), ctx.Event(), ctx.Event()
+        go.set()
+        process = ctx.Process(target=worker.run, args=(payload, events, stop, go, True, wid))
+        process.start()
+        process.join(120)
+        assert process.exitcode == 0
+        received = []
+        while not events.empty() or not received:
+            received.append(events.get(timeout=5))
+        assert received[-1] == (wid, ("done", 0, search_mod.TIMEOUT_REACHED))
+
+
+def test_workers_stop_starting_at_the_timeout(tmp_path, monkeypatch):
+    slots = []
+
+    class CountedSlot(search_mod._Slot):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            slots.append(self)
+
+    monkeypatch.setattr(search_mod, "_Slot", CountedSlot)
+    outcome = _run(_settings(tmp_path, trials=5, trials_per_process=1, timeout=0.5))
+    assert outcome.stopped_reason == search_mod.TIMEOUT_REACHED
+    assert outcome.finished == 0 and len(slots) == 1  # the worker started in time, none after
+
+
 def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
     import multiprocessing
     import os
