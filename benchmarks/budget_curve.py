@@ -5,7 +5,9 @@ the retrained model's test accuracy, from a study made by `cifar-automl auto`.
         --data-dir ../shared/datasets/cifar10-train-jpeg.tar.gz --study-name cifar-auto-35m
     python benchmarks/budget_curve.py --study-name cifar-auto-35m
 
-Reads only the study (trial start/end times, values, the `retrain:<trial>` summary); it trains nothing.
+Reads only the study (trial start/end times, values, epoch times, the `retrain:<trial>` summary); it
+trains nothing. Also prints the share of the search's wall time spent inside training and evaluation
+epochs, for the trials of a real search (`search_overhead.py` measures it on a fixed small net).
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ def main() -> None:
         print(f"| {minutes:.1f} | {t.number} | {t.state.name.lower()} | {t.user_attrs.get('epochs_run', 0)} | "
               f"{acc if acc is not None else float('nan'):.4f} | {best:.4f} |")
     search_end = max(t.datetime_complete for t in trials)
-    print(f"\nsearch: {(search_end - start).total_seconds() / 60:.1f} min")
+    wall = (search_end - start).total_seconds()
+    inside = sum(sum(t.user_attrs.get("epoch_seconds", [])) for t in trials)
+    print(f"\nsearch: {wall / 60:.1f} min, {inside / wall:.1%} of it inside training/evaluation epochs "
+          f"({(wall - inside) / len(trials):.1f} s per trial outside them: storage, model building, clean-up)")
     for number, r in sorted(retrain_summaries(study).items()):
         print(f"retrain of trial {number}: test accuracy {r['accuracy']:.4f}, {r['epochs']} epochs in "
               f"{r['train_minutes']:.1f} min{tta_note(r)}, {r['params']:,} params")

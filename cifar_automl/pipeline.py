@@ -5,6 +5,10 @@ image), augments the batch (random per image) in parallel with training, and pre
 training step rather than input handling keeps the CPU busy. A training dataset runs one shuffled
 pass per epoch without end, and knows which epoch each batch belongs to (alternating flips need it):
 train it with `steps_per_epoch(len(x), batch_size)` steps per epoch.
+
+Parallelism and prefetching are fixed, not autotuned: tf.data's autotuner runs an optimisation thread
+beside training, and destroying a training iterator at the end of `fit` waited for that thread, for
+1-60 s per trial on a 2-core CPU (see benchmarks/RESULTS.md, "Overhead of the search").
 """
 
 from __future__ import annotations
@@ -54,6 +58,20 @@ def matching_tta(augment: str) -> str:
     return "flip_translate" if aug.shift > 0 or aug.crop > 0 else "flip"
 
 
+# a map call builds a whole batch: with two in flight and two batches ready, 2 CPU cores make ~50k
+# training images/s with 2-pixel crops and ~26k with Keras' interpolated shifts (as with autotuning),
+# ~80-150x what training on them consumes
+PARALLEL_BATCHES = 2
+PREFETCH_BATCHES = 2
+
+
+def _fixed(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` with its parallelism and buffers as set, and no autotuning thread."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
@@ -100,9 +118,9 @@ def make_dataset(
 
     if not training:
         ds = tf.data.Dataset.range(n).batch(batch_size).map(
-            lambda idx: load(idx, tf.constant(0, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE
+            lambda idx: load(idx, tf.constant(0, tf.int64)), num_parallel_calls=PARALLEL_BATCHES
         )
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _fixed(ds)
 
     def epoch_batches(epoch: Any) -> tf.data.Dataset:
         # a new order each epoch, the same for the same seed and epoch
@@ -114,8 +132,8 @@ def make_dataset(
     ds = tf.data.Dataset.counter().flat_map(epoch_batches)
     # in order: epochs arrive one after another, as the epoch-aware augmentation and the step counts of
     # schedules and lookahead assume (the input pipeline runs ~100x faster than training, so order is free)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=PARALLEL_BATCHES, deterministic=True)
+    return _fixed(ds)
 
 
 def random_crop(batch: Any, pad: int) -> Any:

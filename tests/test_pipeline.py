@@ -58,6 +58,15 @@ def test_training_runs_epoch_after_epoch_of_full_batches_and_one_partial():
     assert sizes == [16, 16, 16, 2] * 2 and pipeline.steps_per_epoch(50, 16) == 4
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_pipelines_run_without_the_autotuning_thread(training):
+    # its thread made the end of every completed trial wait for it, up to a minute
+    x, y = _data()
+    ds = make_dataset(x, y, 5, 16, training=training, augment="altflip_crop2")
+    assert ds.options().autotune.enabled is False
+    assert len(next(iter(ds))[0]) == 16
+
+
 def test_alternating_flips_mirror_every_image_the_other_way_each_epoch(monkeypatch):
     monkeypatch.setitem(AUGMENTATIONS, "altflip", Augmentation(flip="alternate"))
     rng = np.random.default_rng(0)
