@@ -771,6 +771,7 @@ class _Slot:
 
     process: Any
     go: Any  # an Event: set, the worker runs trials; a standby waits for it
+    events: Any = None  # the reading end of the pipe the worker sends its events down
     started: int = 0  # trials it has started
     running: int | None = None
     stop_reason: str | None = None
@@ -788,17 +789,19 @@ def _run_in_workers(
 
     Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. It is
     started as a standby when the worker it replaces begins its last trial, so that starting Python
-    and TensorFlow (5-7 s here) overlaps that trial instead of pausing the search. The workers'
-    events come back on one queue, tagged with the worker's slot number.
+    and TensorFlow (5-7 s here) overlaps that trial instead of pausing the search. Each worker sends
+    its events, tagged with its slot number, down a pipe of its own: a send is complete when it returns
+    (nothing waits in a buffer when the worker exits), and a worker killed in the middle of one can
+    break only its own pipe, not the others' (as with a queue's shared lock). The end of a pipe means
+    its worker has exited and every event it sent has been read.
     """
     import multiprocessing as mp
     import pickle
-    import queue
+    from multiprocessing.connection import wait as wait_for_events
 
     from . import worker as worker_module
 
     ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
-    events = ctx.Queue()
     stop = ctx.Event()
     forward = _ReporterEvents(study, reporter)
     payload = pickle.dumps((settings, space, splits, study.study_name, storage_url, deadline))
@@ -822,10 +825,12 @@ def _run_in_workers(
         go = ctx.Event()
         if ready:
             go.set()
+        reader, writer = ctx.Pipe(duplex=False)
         process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
-                              args=(payload, events, stop, go, quiet_tf, next_id))
+                              args=(payload, writer, stop, go, quiet_tf, next_id))
         process.start()
-        slots[next_id] = _Slot(process, go)
+        writer.close()  # the worker holds the only writing end: when it exits, the pipe ends
+        slots[next_id] = _Slot(process, go, reader)
         next_id += 1
 
     def retire_standbys() -> None:
@@ -834,10 +839,12 @@ def _run_in_workers(
             slot = slots.pop(wid)
             slot.process.terminate()
             slot.process.join()
+            slot.events.close()
 
     def reap(wid: int) -> None:
         slot = slots.pop(wid)
         slot.process.join()
+        slot.events.close()
         if slot.process.exitcode != 0:
             _fail_if_running(study, slot.running, f"worker process died (exit code {slot.process.exitcode})")
             if not slot.started:
@@ -855,6 +862,22 @@ def _run_in_workers(
     def request_stop(signum: int, frame: Any) -> None:
         requested.set()
 
+    def handle(slot: _Slot, event: tuple) -> None:
+        if event[0] == "start":
+            slot.running = event[1]
+            slot.started += 1
+            if (slot.started == settings.trials_per_process and needs_worker()
+                    and sum(s.standby for s in slots.values()) < settings.workers):
+                spawn(ready=False)  # to take over when this, its last trial, ends
+        elif event[0] == "trial":
+            slot.running = None
+            outcome.ran += 1
+        elif event[0] == "done":
+            slot.stop_reason = event[2]
+        elif event[0] == "interrupted":
+            raise KeyboardInterrupt
+        forward(event)
+
     with _on_signal(signal.SIGINT, request_stop), _on_signal(signal.SIGTERM, request_stop):
         try:
             while True:
@@ -871,28 +894,14 @@ def _run_in_workers(
                 if not active():
                     retire_standbys()  # the search ended before they were needed
                     return
-                try:
-                    wid, event = events.get(timeout=0.5)
-                except queue.Empty:
-                    for wid in [w for w, slot in slots.items() if not slot.process.is_alive()]:
-                        reap(wid)
-                    continue
-                slot = slots.get(wid)
-                if slot is not None:
-                    if event[0] == "start":
-                        slot.running = event[1]
-                        slot.started += 1
-                        if (slot.started == settings.trials_per_process and needs_worker()
-                                and sum(s.standby for s in slots.values()) < settings.workers):
-                            spawn(ready=False)  # to take over when this, its last trial, ends
-                    elif event[0] == "trial":
-                        slot.running = None
-                        outcome.ran += 1
-                    elif event[0] == "done":
-                        slot.stop_reason = event[2]
-                    elif event[0] == "interrupted":
-                        raise KeyboardInterrupt
-                forward(event)
+                pipes = {slot.events: wid for wid, slot in slots.items()}
+                for pipe in wait_for_events(list(pipes), timeout=0.5):
+                    try:
+                        _, event = pipe.recv()
+                    except (EOFError, OSError):  # the worker has exited, and all it sent has been read
+                        reap(pipes[pipe])
+                        continue
+                    handle(slots[pipes[pipe]], event)
         except KeyboardInterrupt:
             stop.set()  # running trials end at their next batch and are marked interrupted
             retire_standbys()

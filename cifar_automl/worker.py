@@ -12,13 +12,19 @@ from typing import Any
 
 
 class _Tagged:
-    """The parent's event queue, with every event tagged by this worker's slot number."""
+    """The worker's end of its pipe to the parent, every event tagged with the worker's slot number.
 
-    def __init__(self, events: Any, wid: int) -> None:
-        self.events, self.wid = events, wid
+    A send is complete when it returns, so nothing is left to flush when the worker exits. If the
+    parent is gone, events are dropped; the worker stops before its next trial (see worker_main)."""
+
+    def __init__(self, pipe: Any, wid: int) -> None:
+        self.pipe, self.wid = pipe, wid
 
     def put(self, event: tuple) -> None:
-        self.events.put((self.wid, event))
+        try:
+            self.pipe.send((self.wid, event))
+        except OSError:  # BrokenPipeError: nobody reads any more
+            pass
 
 
 def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, wid: int) -> None:
@@ -29,13 +35,6 @@ def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, wid: int) 
         from .runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from .search import mp_parent_alive, worker_main
+    from .search import worker_main
 
-    try:
-        worker_main(*pickle.loads(payload), _Tagged(events, wid), stop, go)
-    finally:
-        # At exit the queue's feeder thread writes what is still buffered (the last events, "done"
-        # with the reason the worker stopped) to the parent. Only when the parent is gone, and so
-        # nobody reads the pipe, is that skipped, so that a full pipe can never hang the exit.
-        if not mp_parent_alive()():
-            events.cancel_join_thread()
+    worker_main(*pickle.loads(payload), _Tagged(events, wid), stop, go)

@@ -252,7 +252,7 @@ def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial
 
 
 def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
-    # a worker's last events sit in its queue's buffer when it exits: they must reach the parent (lost
+    # a worker's last events must reach the parent even when it exits right after sending them (lost
     # "done" events once made a search past its --timeout start worker after worker, never ending)
     import multiprocessing
     import pickle
@@ -266,15 +266,20 @@ def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
     payload = pickle.dumps((settings, load_space("tiny"), SPLITS, "w", storage_url, time.time() - 1))
     ctx = multiprocessing.get_context("spawn")
     for wid in range(2):
-        events, stop, go = ctx.Queue(), ctx.Event(), ctx.Event()
+        reader, writer = ctx.Pipe(duplex=False)
+        stop, go = ctx.Event(), ctx.Event()
         go.set()
-        process = ctx.Process(target=worker.run, args=(payload, events, stop, go, True, wid))
+        process = ctx.Process(target=worker.run, args=(payload, writer, stop, go, True, wid))
         process.start()
+        writer.close()
         process.join(120)
         assert process.exitcode == 0
         received = []
-        while not events.empty() or not received:
-            received.append(events.get(timeout=5))
+        while True:
+            try:
+                received.append(reader.recv())
+            except EOFError:
+                break
         assert received[-1] == (wid, ("done", 0, search_mod.TIMEOUT_REACHED))
 
 
