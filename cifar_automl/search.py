@@ -771,7 +771,7 @@ class _Slot:
 
     process: Any
     go: Any  # an Event: set, the worker runs trials; a standby waits for it
-    events: Any = None  # the reading end of the pipe the worker sends its events down
+    events: Any  # the reading end of the pipe the worker sends its events down
     started: int = 0  # trials it has started
     running: int | None = None
     stop_reason: str | None = None
@@ -790,7 +790,7 @@ def _run_in_workers(
     Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. It is
     started as a standby when the worker it replaces begins its last trial, so that starting Python
     and TensorFlow (5-7 s here) overlaps that trial instead of pausing the search. Each worker sends
-    its events, tagged with its slot number, down a pipe of its own: a send is complete when it returns
+    its events down a pipe of its own: a send is complete when it returns
     (nothing waits in a buffer when the worker exits), and a worker killed in the middle of one can
     break only its own pipe, not the others' (as with a queue's shared lock). The end of a pipe means
     its worker has exited and every event it sent has been read.
@@ -827,7 +827,7 @@ def _run_in_workers(
             go.set()
         reader, writer = ctx.Pipe(duplex=False)
         process = ctx.Process(target=worker_module.run, name=f"cifar-automl-worker-{next_id}",
-                              args=(payload, writer, stop, go, quiet_tf, next_id))
+                              args=(payload, writer, stop, go, quiet_tf))
         process.start()
         writer.close()  # the worker holds the only writing end: when it exits, the pipe ends
         slots[next_id] = _Slot(process, go, reader)
@@ -851,9 +851,6 @@ def _run_in_workers(
                 raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
-        elif slot.started == 0 and slot.process.exitcode == 0 and not slot.standby:
-            # it ran nothing and its reason never arrived: another would do the same, again and again
-            outcome.stopped_reason = "a worker process ended without running a trial"
 
     # Ctrl-C / SIGTERM only set a flag that this loop checks: a KeyboardInterrupt raised at a random
     # moment can be swallowed (Python ignores exceptions raised inside weakref callbacks and __del__)
@@ -897,7 +894,7 @@ def _run_in_workers(
                 pipes = {slot.events: wid for wid, slot in slots.items()}
                 for pipe in wait_for_events(list(pipes), timeout=0.5):
                     try:
-                        _, event = pipe.recv()
+                        event = pipe.recv()
                     except (EOFError, OSError):  # the worker has exited, and all it sent has been read
                         reap(pipes[pipe])
                         continue
