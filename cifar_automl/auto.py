@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
+from .pipeline import images_per_epoch
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
 RESERVE_SHARE = 0.04  # of the budget, kept for loading data, the test evaluation and the report
@@ -73,6 +74,13 @@ class RetrainChoice:
     reason: str
 
 
+def trained_images(trial: FrozenTrial, images: int) -> int:
+    """Images an epoch of `images` trains on with this trial's batch size (training drops the last
+    partial batch: see pipeline.steps_per_epoch)."""
+    batch = ((trial.user_attrs.get("config") or {}).get("train") or {}).get("batch_size")
+    return images_per_epoch(images, int(batch)) if batch else images
+
+
 def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | None:
     """Training seconds per image of this trial, from its steady-state epochs (the first one also traces
     the graph); None when the trial recorded no epoch."""
@@ -80,7 +88,7 @@ def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | N
     steady = train[1:] or train
     if not steady or search_train_images <= 0:
         return None
-    return statistics.median(steady) / search_train_images
+    return statistics.median(steady) / trained_images(trial, search_train_images)
 
 
 def choose_retrain(
@@ -105,7 +113,7 @@ def choose_retrain(
         per_image = seconds_per_image(t, search_train_images)
         if per_image is None:
             continue
-        epoch = per_image * retrain_images * EPOCH_MARGIN
+        epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
         test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
         affordable = int(max(0.0, seconds - test) // epoch)
         searched = len(t.user_attrs.get("train_seconds") or []) or 1

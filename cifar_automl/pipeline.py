@@ -4,7 +4,11 @@ Each epoch shuffles indices, gathers whole batches at once (one gather per batch
 image), augments the batch (random per image) in parallel with training, and prefetches, so the
 training step rather than input handling keeps the CPU busy. A training dataset runs one shuffled
 pass per epoch without end, and knows which epoch each batch belongs to (alternating flips need it):
-train it with `steps_per_epoch(len(x), batch_size)` steps per epoch.
+train it with `steps_per_epoch(len(x), batch_size)` steps per epoch. Training batches are all full (the
+last partial one of each shuffle is dropped, as PyTorch's `drop_last`): a small last batch would take a
+full-size step on a noisy gradient and move the batch-norm statistics by its own, and on the 40,000-image
+CIFAR-10 split dropping it was worth about a point of test accuracy together with airbench's lookahead
+timing (benchmarks/RESULTS.md).
 
 Parallelism and prefetching are fixed, not autotuned: tf.data's autotuner runs an optimisation thread
 beside training, and destroying a training iterator at the end of `fit` waited for that thread, for
@@ -13,7 +17,6 @@ beside training, and destroying a training iterator at the end of `fit` waited f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +76,13 @@ def _fixed(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, math.ceil(n / batch_size))
+    """Training steps per epoch: full batches only; a set smaller than one batch is one batch."""
+    return max(1, n // batch_size)
+
+
+def images_per_epoch(n: int, batch_size: int) -> int:
+    """Images a training epoch of `n` images actually trains on (the dropped partial batch excluded)."""
+    return min(n, steps_per_epoch(n, batch_size) * batch_size)
 
 
 def make_dataset(
@@ -89,7 +98,8 @@ def make_dataset(
     """Batches of (float32 images in 0..255, one-hot float32 labels).
 
     Evaluation: every image once, in order. Training: epoch after epoch without end, each a new
-    shuffle of all images in `steps_per_epoch(len(x), batch_size)` batches, augmented as `augment` says.
+    shuffle of all images in `steps_per_epoch(len(x), batch_size)` full batches (the shuffle's last
+    partial batch is dropped unless it is the only one), augmented as `augment` says.
     """
     aug = get_augmentation(augment) if training else Augmentation()
     n = len(x)
@@ -127,7 +137,8 @@ def make_dataset(
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
         )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(lambda idx: (idx, epoch))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=n >= batch_size)
+        return batches.map(lambda idx: (idx, epoch))
 
     ds = tf.data.Dataset.counter().flat_map(epoch_batches)
     # in order: epochs arrive one after another, as the epoch-aware augmentation and the step counts of

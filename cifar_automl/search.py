@@ -318,6 +318,7 @@ class Objective:
         import tensorflow as tf
 
         from .models import build_model, estimate_flops
+        from .pipeline import images_per_epoch
         from .runtime import rss_mb
         from .train import EpochRecorder, fit
 
@@ -334,7 +335,7 @@ class Objective:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         s = self.splits
         keras.utils.set_random_seed(self.seed + trial.number)
-        recorder = EpochRecorder(len(s.x_train))
+        recorder = EpochRecorder(images_per_epoch(len(s.x_train), cfg.train.batch_size))
         try:
             model = build_model(
                 cfg.arch, s.x_train.shape[1:], len(s.class_names), mean=self.mean, std=self.std, sample=s.x_train

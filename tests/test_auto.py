@@ -35,10 +35,12 @@ def test_plan_splits_the_budget():
         plan_budget(7200, 1.0)
 
 
-def _trial(number, value, train_seconds, state=TrialState.COMPLETE):
+def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None):
+    attrs = {"train_seconds": train_seconds}
+    if batch_size:
+        attrs["config"] = {"train": {"batch_size": batch_size}}
     t = create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
-                     params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
-                     user_attrs={"train_seconds": train_seconds})
+                     params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, user_attrs=attrs)
     t.number = number
     return t
 
@@ -53,6 +55,14 @@ def test_the_best_trial_gets_all_the_epochs_that_fit():
     c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000,
                        test_images=10_000)
     assert c.epochs == 9
+
+
+def test_epoch_times_count_only_the_images_trained_on():
+    # batch 256: a 1,000-image search epoch trains on 768 images (the partial batch is dropped), so
+    # 7.68 s per epoch is 0.01 s/image; a 10,000-image retrain epoch trains on 9,984 of them
+    trials = [_trial(0, 0.80, [9.0, 7.68, 7.68], batch_size=256)]
+    c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000)
+    assert c.epoch_seconds == pytest.approx(9_984 * 0.01 * 1.1)
 
 
 def test_a_short_budget_moves_to_a_faster_trial_and_caps_epochs():

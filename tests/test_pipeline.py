@@ -51,11 +51,22 @@ def test_unknown_augmentation_is_an_error():
         make_dataset(x, y, 5, 8, training=True, augment="mixup")
 
 
-def test_training_runs_epoch_after_epoch_of_full_batches_and_one_partial():
-    x, y = _data()
+def test_training_runs_epoch_after_epoch_of_full_batches_dropping_the_partial_one():
+    x, y = _data()  # 50 images
     batches = iter(make_dataset(x, y, 5, 16, training=True, augment="none", seed=0))
-    sizes = [len(next(batches)[0]) for _ in range(8)]
-    assert sizes == [16, 16, 16, 2] * 2 and pipeline.steps_per_epoch(50, 16) == 4
+    epochs = [[next(batches) for _ in range(3)] for _ in range(2)]
+    assert [len(b[0]) for e in epochs for b in e] == [16] * 6
+    assert pipeline.steps_per_epoch(50, 16) == 3 and pipeline.images_per_epoch(50, 16) == 48
+    # each epoch trains on 48 different images; the 2 left out are a new draw in every epoch
+    seen = [{int(v) for b in e for v in b[0].numpy()[:, 0, 0, 0]} for e in epochs]
+    assert [len(s) for s in seen] == [48, 48] and seen[0] != seen[1]
+
+
+def test_a_set_smaller_than_one_batch_trains_as_one_batch():
+    x, y = _data()
+    batches = iter(make_dataset(x[:10], y[:10], 5, 16, training=True, augment="none", seed=0))
+    assert [len(next(batches)[0]) for _ in range(3)] == [10, 10, 10]
+    assert pipeline.steps_per_epoch(10, 16) == 1 and pipeline.images_per_epoch(10, 16) == 10
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -71,17 +71,32 @@ def test_onecycle_start_and_end_rates():
 
 def test_lookahead_pulls_weights_to_their_slow_average_and_ends_on_it():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
-    la = Lookahead(total_steps=10, every=2, max_decay=0.5)
+    la = Lookahead(total_steps=10, every=2, max_decay=0.5, start=0.3)
     la.set_model(model)
     la.on_train_begin()
     kernel = model.layers[0].kernel
     start = kernel.numpy().copy()
-    kernel.assign(start + 1.0)
-    la.on_train_batch_end(0)  # step 1: not a lookahead step
-    np.testing.assert_allclose(kernel.numpy(), start + 1.0)
-    la.on_train_batch_end(1)  # step 2: decay 0.5 * (2/10)**3 = 0.004
-    np.testing.assert_allclose(kernel.numpy(), start + 0.996, rtol=1e-6)
-    for step in range(2, 9):
+    for step in range(3):  # steps 1-3: before the start, nothing happens
+        kernel.assign(kernel.numpy() + 1.0)
+        la.on_train_batch_end(step)
+    np.testing.assert_allclose(kernel.numpy(), start + 3.0)
+    la.on_epoch_end(0)  # not started yet: the weights stay
+    np.testing.assert_allclose(kernel.numpy(), start + 3.0)
+    kernel.assign(start + 4.0)
+    la.on_train_batch_end(3)  # step 4: the slow copy starts from the weights
+    np.testing.assert_allclose(la.slow[0].numpy(), start + 4.0)
+    kernel.assign(start + 5.0)
+    la.on_train_batch_end(4)  # step 5: not a lookahead step
+    np.testing.assert_allclose(kernel.numpy(), start + 5.0)
+    kernel.assign(start + 6.0)
+    la.on_train_batch_end(5)  # step 6: decay 0.5 * (6/10)**3 = 0.108 towards 6
+    np.testing.assert_allclose(kernel.numpy(), start + 4.0 + 2.0 * (1 - 0.108), rtol=1e-6)
+    slow = la.slow[0].numpy()
+    kernel.assign(slow + 1.0)
+    la.on_train_batch_end(6)  # step 7: not a lookahead step, but the epoch ends: back to the slow copy
+    la.on_epoch_end(1)
+    np.testing.assert_allclose(kernel.numpy(), slow, rtol=1e-6)
+    for step in range(7, 9):
         kernel.assign(kernel.numpy() + 1.0)
         la.on_train_batch_end(step)
     slow = la.slow[0].numpy()
