@@ -6,9 +6,9 @@ training step rather than input handling keeps the CPU busy. A training dataset 
 pass per epoch without end, and knows which epoch each batch belongs to (alternating flips need it):
 train it with `steps_per_epoch(len(x), batch_size)` steps per epoch. Training batches are all full (the
 last partial one of each shuffle is dropped, as PyTorch's `drop_last`): a small last batch would take a
-full-size step on a noisy gradient and move the batch-norm statistics by its own, and on the 40,000-image
-CIFAR-10 split dropping it was worth about a point of test accuracy together with airbench's lookahead
-timing (benchmarks/RESULTS.md).
+full-size step on a noisy gradient and move the batch-norm statistics by its own. On the 40,000-image
+CIFAR-10 split, dropping it together with airbench's lookahead timing added 1.25 points of test accuracy
+after 10 epochs of the `airbench` space (benchmarks/RESULTS.md).
 
 Parallelism and prefetching are fixed, not autotuned: tf.data's autotuner runs an optimisation thread
 beside training, and destroying a training iterator at the end of `fit` waited for that thread, for
