@@ -150,7 +150,10 @@ class Lookahead(keras.callbacks.Callback):
         self.total_steps, self.every, self.max_decay = max(1, total_steps), every, max_decay
         self.start_step = int(start * self.total_steps)
         self.step = 0
-        self.started = False
+
+    @property
+    def started(self) -> bool:
+        return self.step > self.start_step
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.weights = [v for v in self.model.variables if "float" in str(v.dtype)]
@@ -158,12 +161,10 @@ class Lookahead(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.step += 1
-        if self.step <= self.start_step:
+        if not self.started:
             return
-        if not self.started:  # the slow copy starts from the weights of now
-            self.started = True
-            for slow, w in zip(self.slow, self.weights):
-                slow.assign(keras.ops.cast(w.value, slow.dtype))
+        if self.step == self.start_step + 1:  # the slow copy starts from the weights of now
+            self.update(0.0)
         elif self.step >= self.total_steps:
             self.update(1.0)
         elif self.step % self.every == 0:
