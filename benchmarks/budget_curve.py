@@ -21,8 +21,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from cifar_automl.report import retrain_summaries  # noqa: E402
-from cifar_automl.search import load_existing_study  # noqa: E402
+from cifar_automl.results import retrain_summaries  # noqa: E402
+from cifar_automl.study import load_existing_study  # noqa: E402
 
 
 def main() -> None:

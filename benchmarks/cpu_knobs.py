@@ -58,7 +58,7 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(HERE.parent))
     from cifar_automl.config import ArchConfig, TrainConfig
     from cifar_automl.models import build_model
-    from cifar_automl import train as train_mod
+    from cifar_automl.training import callbacks as train_mod
 
     if "policy" in setting:
         keras.mixed_precision.set_global_policy(setting["policy"])

@@ -64,10 +64,14 @@ def main() -> None:
     p.add_argument("--trial", type=int)
     args = p.parse_args()
 
-    from cifar_automl.export import FORMATS, export_model
-    from cifar_automl.report import best_retrained
-    from cifar_automl.retrain import RetrainSettings, load_study_data, retrain_dir
-    from cifar_automl.search import load_existing_study
+    from cifar_automl.results import (
+        RetrainSettings,
+        best_retrained,
+        load_study_data,
+        retrain_dir,
+    )
+    from cifar_automl.results.export import FORMATS, export_model
+    from cifar_automl.study import load_existing_study
 
     study, _ = load_existing_study(args.study_name, studies_dir=args.studies_dir)
     trial = args.trial if args.trial is not None else best_retrained(study)
@@ -80,8 +84,8 @@ def main() -> None:
         tmp = Path(tmp)
         np.savez(tmp / "x.npz", x=splits.x_test)
         probs = {}
-        for fmt, suffix in FORMATS.items():
-            path = export_model(folder / "model.keras", fmt, tmp / f"model{suffix}")
+        for fmt, spec in FORMATS.items():
+            path = export_model(folder / "model.keras", fmt, tmp / f"model{spec.suffix}")
             run = subprocess.run([sys.executable, "-c", LOADER, fmt, str(path), str(tmp / "x.npz"),
                                   str(tmp / f"{fmt}.npy")], capture_output=True, text=True)
             if run.returncode != 0:

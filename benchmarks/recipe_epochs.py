@@ -36,10 +36,9 @@ def main() -> None:
     import optuna
 
     from cifar_automl.data import channel_stats, load_dataset, make_splits
-    from cifar_automl.evaluate import predict_probs
     from cifar_automl.models import build_model
-    from cifar_automl.spaces import load_space
-    from cifar_automl.train import fit
+    from cifar_automl.search.space import load_space
+    from cifar_automl.training import fit, predict_probs
 
     space = load_space(args.space)
     splits = make_splits(load_dataset(args.dataset, args.data_dir), val_fraction=0.1, seed=args.seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cifar_automl.report_html import write_report  # noqa: E402
+from cifar_automl.report import write_report  # noqa: E402
 from tests.helpers import synthetic_study  # noqa: E402
 
 

@@ -16,6 +16,7 @@ method reports the best validation accuracy of any epoch of any trial, as KerasT
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -26,9 +27,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cifar_automl.data import load_dataset, make_splits  # noqa: E402
-from cifar_automl.search import OBJECTIVE, SearchReporter, SearchSettings, run_search  # noqa: E402
-from cifar_automl.spaces import load_space  # noqa: E402
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+
+from cifar_automl.search import SearchReporter, SearchSettings, prepare, run_search  # noqa: E402
+from cifar_automl.search.kerastuner import SpaceHyperModel  # noqa: E402
+from cifar_automl.study import OBJECTIVE  # noqa: E402
 
 EVENTS: list[tuple[float, float]] = []  # (time, val accuracy) of every epoch of the running method
 
@@ -41,16 +45,13 @@ class EpochClock(SearchReporter):
         EVENTS.append((time.time(), float(logs.get(OBJECTIVE, math.nan))))
 
 
-def run_kerastuner(space, splits, epochs: int, seed: int, workdir: Path) -> tuple[float, int]:
-    import keras
-    import keras_tuner as kt
-
-    from cifar_automl.kerastuner import SpaceHyperModel
-
+def run_kerastuner(settings: SearchSettings, prepared, workdir: Path) -> tuple[float, int]:
+    space, splits = prepared
+    epochs, seed = settings.epochs, settings.seed
     clock = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: EVENTS.append((time.time(), float((logs or {})["val_accuracy"]))))
     tuner = kt.Hyperband(
-        SpaceHyperModel(space, splits, epochs=epochs, seed=seed), objective="val_accuracy", max_epochs=epochs,
+        SpaceHyperModel.from_settings(settings, space, splits), objective="val_accuracy", max_epochs=epochs,
         factor=3, hyperband_iterations=1, seed=seed, directory=str(workdir), project_name=f"kt-{seed}",
         overwrite=True, max_consecutive_failed_trials=10,
     )
@@ -59,13 +60,11 @@ def run_kerastuner(space, splits, epochs: int, seed: int, workdir: Path) -> tupl
     return time.time(), len(tuner.oracle.trials)
 
 
-def run_ours(space_arg: str, splits, epochs: int, seed: int, budget: float, workdir: Path, sampler: str,
+def run_ours(settings: SearchSettings, prepared, budget: float, workdir: Path, sampler: str,
              pruner: str) -> tuple[float, int]:
-    settings = SearchSettings(
-        space=space_arg, trials=100_000, epochs=epochs, timeout=budget, seed=seed, sampler=sampler,
-        pruner=pruner, study_name=f"{sampler}-{pruner}-{seed}", studies_dir=str(workdir),
-    )
-    outcome = run_search(settings, prepared=(load_space(space_arg), splits), reporter=EpochClock())
+    settings = dataclasses.replace(settings, trials=100_000, timeout=budget, sampler=sampler, pruner=pruner,
+                                   study_name=f"{sampler}-{pruner}-{settings.seed}", studies_dir=str(workdir))
+    outcome = run_search(settings, prepared=prepared, reporter=EpochClock())
     return time.time(), outcome.ran
 
 
@@ -86,15 +85,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
 
-    space = load_space(args.space)
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
     rows = []
     for seed in args.seeds:
-        splits = make_splits(ds, val_fraction=0.2, subset=args.subset, seed=seed)
+        # one definition of the run, for both tools: space, data, split, epochs per model, seed
+        settings = SearchSettings(space=args.space, dataset=args.dataset, data_dir=args.data_dir, subset=args.subset,
+                                  val_fraction=0.2, epochs=args.epochs, seed=seed)
+        prepared = prepare(settings)
         with tempfile.TemporaryDirectory() as tmp:
             EVENTS.clear()
             start = time.time()
-            end, n = run_kerastuner(space, splits, args.epochs, seed, Path(tmp))
+            end, n = run_kerastuner(settings, prepared, Path(tmp))
             budget = end - start
             target = max(acc for _, acc in EVENTS)
             kt_reach = reach_time(start, target)
@@ -105,7 +105,7 @@ def main() -> None:
                                            ("random, no pruning", "random", "none")):
                 EVENTS.clear()
                 start = time.time()
-                end, n = run_ours(args.space, splits, args.epochs, seed, budget, Path(tmp), sampler, pruner)
+                end, n = run_ours(settings, prepared, budget, Path(tmp), sampler, pruner)
                 best = max((acc for _, acc in EVENTS), default=math.nan)
                 reach = reach_time(start, target)
                 results[label] = (end - start, n, best, reach)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from cifar_automl.data import load_dataset, make_splits  # noqa: E402
 from cifar_automl.search import SearchReporter, SearchSettings, run_search  # noqa: E402
-from cifar_automl.spaces import load_space  # noqa: E402
+from cifar_automl.search.space import load_space  # noqa: E402
 
 
 class TrialPrinter(SearchReporter):
@@ -43,7 +43,7 @@ def bare_fit_images_per_second(splits, cfg, mean, std, epochs: int) -> float:
     import keras
 
     from cifar_automl.models import build_model
-    from cifar_automl.train import compile_model
+    from cifar_automl.training import compile_model
 
     model = build_model(cfg.arch, splits.x_train.shape[1:], len(splits.class_names), mean=mean, std=std)
     steps = int(np.ceil(len(splits.x_train) / cfg.train.batch_size))
@@ -76,7 +76,7 @@ def main() -> None:
     args = p.parse_args()
 
     from cifar_automl.runtime import configure_devices
-    from cifar_automl.search import Objective
+    from cifar_automl.search.objective import Objective
 
     print(configure_devices())
     ds = load_dataset(args.dataset, data_dir=args.data_dir)

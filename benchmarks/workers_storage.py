@@ -25,8 +25,8 @@ def storage_overhead(url: str, trials: int, epochs: int = 10) -> float:
     """Milliseconds per trial spent in the storage for a search-shaped trial."""
     import optuna
 
-    from cifar_automl.search import open_storage
-    from cifar_automl.spaces import load_space
+    from cifar_automl.search.space import load_space
+    from cifar_automl.study import open_storage
 
     space = load_space("all")
     storage = open_storage(url)

@@ -1,4 +1,4 @@
-"""Wall-time budgets: split a budget between search and retrain, and size the retrain to what is left.
+"""One command under a wall-time budget: search -> choose -> retrain -> test -> report (`run_auto`).
 
 `cifar-automl auto --budget 2h` searches for `search_share` of the budget, then retrains one of the best
 trials on all training data for as many epochs as the rest of the budget holds, evaluates it on the
@@ -9,19 +9,39 @@ extra runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import statistics
+import sys
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
-from .pipeline import images_per_epoch
+from .report import write_report
+from .results import (
+    RetrainResult,
+    RetrainSettings,
+    load_study_data,
+    retrain_dir,
+    retrain_trial,
+)
+from .search import (
+    TIMEOUT_REACHED,
+    SearchOutcome,
+    SearchReporter,
+    SearchSettings,
+    run_search,
+)
+from .training import images_per_epoch, matching_tta
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
+AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
 RESERVE_SHARE = 0.04  # of the budget, kept for loading data, the test evaluation and the report
 TOP_CANDIDATES = 3  # retrain one of this many best trials
 MAX_EPOCH_MULTIPLE = 15  # retrain at most this many times the trial's search epochs
@@ -76,7 +96,7 @@ class RetrainChoice:
 
 def trained_images(trial: FrozenTrial, images: int) -> int:
     """Images an epoch of `images` trains on with this trial's batch size (training drops the last
-    partial batch: see pipeline.steps_per_epoch)."""
+    partial batch: see training.steps_per_epoch)."""
     batch = ((trial.user_attrs.get("config") or {}).get("train") or {}).get("batch_size")
     return images_per_epoch(images, int(batch)) if batch else images
 
@@ -137,3 +157,75 @@ def choose_retrain(
 
 def study_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+@dataclass
+class AutoOutcome:
+    """What `run_auto` did: the search, and (when the search ended as planned) the retrain."""
+
+    plan: BudgetPlan
+    search: SearchOutcome
+    choice: RetrainChoice | None = None
+    result: RetrainResult | None = None
+    report: Path | None = None
+    seconds: float = 0.0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_auto(
+    settings: SearchSettings,
+    budget: float,
+    search_share: float = SEARCH_SHARE,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    reporter: SearchReporter | None = None,
+    on_search_end: Callable[[SearchOutcome], None] | None = None,
+    say: Callable[[str], None] = _stderr,
+) -> AutoOutcome:
+    """Search for `search_share` of `budget` seconds, retrain one of the best trials for what is left,
+    test it and write the report.
+
+    The search is `run_search(settings)` with the share as its timeout (running trials are pruned when
+    it is spent); `on_search_end` sees its outcome. If the search was interrupted or stopped early
+    (failures), nothing more is done: `AutoOutcome.result` is None. `say` receives the plan and the
+    retrain choice as lines of text.
+    """
+    start = time.time()
+    if settings.timeout is not None:
+        raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
+    plan = plan_budget(budget, search_share)
+    say(plan.describe())
+    search = run_search(dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True), reporter=reporter)
+    outcome = AutoOutcome(plan, search)
+    if on_search_end is not None:
+        on_search_end(search)
+    if search.interrupted or (search.stopped_reason and search.stopped_reason != TIMEOUT_REACHED):
+        return outcome
+    study = search.study
+    rs = RetrainSettings(study_name=study.study_name, storage=settings.storage, studies_dir=settings.studies_dir,
+                         seed=settings.seed, cache_dir=settings.cache_dir, overwrite=overwrite, progress=progress)
+    splits, ss = load_study_data(study, rs)
+    left = start + plan.total - plan.reserve - time.time()
+    choice = choose_retrain(
+        study_trials(study), left, retrain_images=len(splits.x_train) + len(splits.x_val),
+        search_train_images=search.data["n_train"], test_images=len(splits.y_test),
+    )
+    trial = study.get_trials(deepcopy=False)[choice.trial]
+    out = retrain_dir(settings.studies_dir, study.study_name, choice.trial)
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists (the search is saved): pass --overwrite, or run cifar-automl "
+                        f"retrain --study-name {study.study_name} --trial {choice.trial} --epochs {choice.epochs} --overwrite")
+    tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
+    say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.epochs} "
+        f"epochs of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
+        f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
+    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, tta=tta)
+    outcome.choice = choice
+    outcome.result = retrain_trial(study, trial, splits, ss, rs)
+    outcome.report = write_report(study.study_name, storage=settings.storage, studies_dir=settings.studies_dir)
+    outcome.seconds = time.time() - start
+    return outcome

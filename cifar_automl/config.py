@@ -9,28 +9,37 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 CONFIG_VERSION = 1
-# test-time augmentation: which views of each test image predictions are averaged over
-# (evaluate.predict_probs)
-TTA_MODES = ("none", "flip", "flip_translate")
-# a trial's "fail_reason" user attribute when workers started it beside others that already filled
-# --trials: it is failed before it samples anything (search.trial_loop), and reports leave it out
-SURPLUS = "surplus: --trials already reached by other workers"
+
+
+def option(default: Any, help: str, *, type: Callable[[str], Any] | None = None,
+           choices: Callable[[], Any] | None = None, metavar: str | None = None, group: str | None = None,
+           flag: str | None = None, cli: bool = True) -> Any:
+    """A field of a settings class (`SearchSettings`, `RetrainSettings`, ...) together with its command-line
+    flag, so that the flag is declared once, beside the field (`cli.add_settings_args` reads it).
+
+    The flag is `--field-name` unless `flag` says otherwise; a boolean field whose default is False
+    becomes a switch. `choices` is called when the parser is built (registries can grow until then);
+    `cli=False` keeps the field out of the command line.
+    """
+    meta = {"help": help, "type": type, "choices": choices, "metavar": metavar, "group": group, "flag": flag,
+            "cli": cli}
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class ArchConfig:
     """Network shape: stem, `stages` stages of `blocks_per_stage` blocks each, then a head."""
 
-    block: str = "plain"  # key in blocks.BLOCKS
+    block: str = "plain"  # key in models.BLOCKS
     stages: int = 3
     blocks_per_stage: int = 1
     base_filters: int = 32  # width of stage 1; stage i has base_filters * width_growth**i
     width_growth: float = 2.0
     max_width: int = 0  # cap on any stage's width (as VGG caps at 512); 0 = no cap
-    stem: str = "conv"  # conv (k x k, batch norm, activation) | whiten (airbench: see models.whitening_kernel)
+    stem: str = "conv"  # conv (k x k, batch norm, activation) | whiten (airbench: see models.build.whitening_kernel)
     stem_filters: int = 0  # width of the stem conv; 0 = the width of stage 1 (a whitening stem has its own)
     pool_first_stage: bool = False  # downsample in stage 1 too (airbench); else stage 1 keeps the input size
     kernel_size: int = 3
@@ -67,7 +76,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     weight_averaging: float = 0.0  # EMA momentum of the weights (e.g. 0.99); 0 = off
     lookahead: bool = False  # airbench's lookahead: every 5 steps the weights move to a slow average of them
-    augment: str = "flip_shift"  # none | flip | flip_shift | altflip_crop2 | ... (see pipeline.AUGMENTATIONS)
+    augment: str = "flip_shift"  # none | flip | flip_shift | altflip_crop2 | ... (see training.augment)
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
 
 def configure_devices(mixed_precision: bool = False) -> str:
     """Set up GPUs if present; return a one-line description of the devices used."""
+    # imported here: a worker process imports TensorFlow quietly (import_tensorflow_quietly) first
     import keras
     import tensorflow as tf
 
@@ -60,6 +63,25 @@ def rss_mb() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
-        import resource
+        import resource  # POSIX only; /proc is there on Linux
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class on_signal:
+    """Install `handler` for `signum` inside the block (nothing outside the main thread, where
+    Python allows no signal handlers), restoring the previous one after."""
+
+    def __init__(self, signum: int, handler: Callable[[int, Any], None]) -> None:
+        self.signum, self.handler = signum, handler
+
+    def __enter__(self) -> None:
+        self._previous = None
+        try:
+            self._previous = signal.signal(self.signum, self.handler)
+        except ValueError:  # not in the main thread
+            pass
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(self.signum, self._previous)

@@ -23,7 +23,7 @@ def study_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def retrained(study_dir):
-    from cifar_automl.retrain import RetrainSettings, retrain
+    from cifar_automl.results import RetrainSettings, retrain
 
     settings = RetrainSettings(study_name="tiny", studies_dir=str(study_dir / "studies"), epochs=3,
                                cache_dir=str(study_dir / "cache"), progress=False)

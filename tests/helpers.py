@@ -59,7 +59,7 @@ def synthetic_study(storage: str, name: str = "synthetic", n_trials: int = 50, s
     import optuna
     from optuna.trial import TrialState
 
-    from cifar_automl.spaces import load_space
+    from cifar_automl.search.space import load_space
 
     rng = np.random.default_rng(seed)
     space = load_space("all")

@@ -98,7 +98,7 @@ def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsy
 @pytest.mark.parametrize("per_process", ["10", "0"])  # trials in worker processes, or in the main one
 def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_tree, per_process):
     studies = tmp_path / "studies"
-    cmd = [sys.executable, "-m", "cifar_automl.cli",
+    cmd = [sys.executable, "-m", "cifar_automl",
            *_search_args(image_tree, studies, "--trials", "4", "--epochs", "3", "--trials-per-process", per_process)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -1,0 +1,199 @@
+"""Tables of a study's results (pandas). Reads the study and the retrain folders; never trains.
+
+Tables first: every function here returns plain pandas/numpy data that tests check without plotly;
+`figures.py` and `html.py` render them as figures and a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from ..results import reference_trials, retrain_summaries
+from ..study import SURPLUS
+
+LEADERBOARD_COLUMNS = [
+    "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
+    "base_filters", "width_growth", "kernel_size", "activation", "dropout", "optimizer",
+    "learning_rate", "batch_size", "augment", "epochs_run", "params", "mflops", "epoch_seconds",
+    "minutes",
+]
+TERMINAL_COLUMNS = [
+    "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
+    "base_filters", "kernel_size", "optimizer", "learning_rate", "batch_size", "augment", "epochs_run",
+    "params", "minutes",
+]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: Optuna's state and value plus the flattened config and user attributes."""
+    retrained = retrain_summaries(study)
+    rows: list[dict[str, Any]] = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        if ua.get("fail_reason") == SURPLUS:
+            continue  # started beside others that filled --trials; it ran nothing
+        cfg = ua.get("config", {})
+        secs = ua.get("epoch_seconds", [])
+        row: dict[str, Any] = {
+            "study": study.study_name,
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "val_accuracy": ua.get("val_accuracy"),
+            "val_loss": ua.get("val_loss"),
+            "best_epoch": ua.get("best_epoch"),
+            "epochs_run": ua.get("epochs_run", 0),
+            "params": ua.get("params"),
+            "mflops": ua["flops"] / 1e6 if ua.get("flops") else None,
+            "epoch_seconds": float(np.mean(secs)) if secs else None,
+            "minutes": sum(secs) / 60.0,
+            "images_per_second": ua.get("images_per_second"),
+            "fail_reason": ua.get("fail_reason"),
+            "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
+            "baseline": ua.get("baseline"),
+            "test_accuracy": retrained.get(t.number, {}).get("accuracy", ua.get("test_accuracy")),
+            "datetime_start": t.datetime_start,
+            "datetime_complete": t.datetime_complete,
+        }
+        for section in ("arch", "train"):
+            for key, value in cfg.get(section, {}).items():
+                if key == "block_options" and value:
+                    row.update({f"{cfg['arch']['block']}.{k}": v for k, v in value.items()})
+                else:
+                    row[key] = value
+        if "arch" in cfg:
+            row["dropout"] = f"{cfg['arch']['conv_dropout']:.2f}/{cfg['arch']['dense_dropout']:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame[frame["state"].isin(["complete", "pruned"]) & frame["val_accuracy"].notna()]
+
+
+def leaderboard(frame: pd.DataFrame, top: int = 10, columns: list[str] = LEADERBOARD_COLUMNS) -> pd.DataFrame:
+    """Best finished trials first (complete before pruned at equal accuracy)."""
+    done = finished(frame)
+    if done.empty:
+        return done
+    done = done.assign(_complete=done["state"].eq("complete"))
+    done = done.sort_values(["val_accuracy", "_complete"], ascending=[False, False]).head(top)
+    return done[[c for c in columns if c in done.columns]].reset_index(drop=True)
+
+
+def summary(study: optuna.Study, frame: pd.DataFrame) -> dict[str, Any]:
+    """The numbers a reader wants first: what was searched, what it cost, what won."""
+    counts = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    identity = study.user_attrs.get("identity", {})
+    data = study.user_attrs.get("data", {})
+    max_epochs = identity.get("epochs")
+    n_finished = counts.get("complete", 0) + counts.get("pruned", 0)
+    epochs_run = int(frame["epochs_run"].sum()) if not frame.empty else 0
+    done = finished(frame)
+    best = done.loc[done["val_accuracy"].idxmax()] if not done.empty else None
+    retrained = retrain_summaries(study)
+    best_test = max(retrained.items(), key=lambda kv: kv[1]["accuracy"]) if retrained else None
+    return {
+        "study": study.study_name,
+        "dataset": data.get("dataset"),
+        "image_shape": "x".join(str(d) for d in data.get("image_shape", [])),
+        "train/val/test images": f"{data.get('n_train')}/{data.get('n_val')}/{data.get('n_test')}",
+        "space": identity.get("space"),
+        "trials complete": counts.get("complete", 0),
+        "trials pruned": counts.get("pruned", 0),
+        "trials failed": counts.get("fail", 0),
+        "trial-hours": float(frame["minutes"].sum() / 60) if not frame.empty else 0.0,
+        "epochs run": epochs_run,
+        "epochs without pruning": n_finished * max_epochs if max_epochs else None,
+        "best trial": int(best["number"]) if best is not None else None,
+        "best val accuracy": float(best["val_accuracy"]) if best is not None else None,
+        "retrained trial": best_test[0] if best_test else None,
+        "retrain test accuracy": float(best_test[1]["accuracy"]) if best_test else None,
+    }
+
+
+def block_comparison(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per block type (and study, when several are compared): does inception or residual beat plain?"""
+    done = finished(frame)
+    if done.empty or "block" not in done.columns:
+        return pd.DataFrame()
+    groups = done.groupby(["study", "block"]) if done["study"].nunique() > 1 else done.groupby("block")
+    table = groups.agg(
+        trials=("number", "size"),
+        best_val_accuracy=("val_accuracy", "max"),
+        median_val_accuracy=("val_accuracy", "median"),
+        median_params=("params", "median"),
+        median_epoch_seconds=("epoch_seconds", "median"),
+        trial_hours=("minutes", lambda m: m.sum() / 60),
+    )
+    return table.sort_values("best_val_accuracy", ascending=False).reset_index()
+
+
+def best_so_far(frame: pd.DataFrame, by: str | None = "block") -> pd.DataFrame:
+    """Best validation accuracy so far against compute spent (cumulative trial hours), in trial order,
+    per `by` group (block type) or overall."""
+    rows = []
+    ordered = frame.sort_values("number")
+    groups = ordered.groupby(by) if by and by in ordered.columns else [("all", ordered)]
+    for key, g in groups:
+        hours = g["minutes"].cumsum() / 60  # compute of every trial, failed ones included
+        scored = g["val_accuracy"].where(g["state"].isin(["complete", "pruned"]))
+        best = scored.astype(float).cummax()
+        for h, b, n in zip(hours, best, g["number"]):
+            if not np.isnan(b):
+                rows.append({"group": key, "trial": int(n), "trial_hours": float(h), "best_val_accuracy": float(b)})
+    return pd.DataFrame(rows)
+
+
+def pareto_front(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Finished trials not beaten by another that is both cheaper in `cost` and more accurate."""
+    done = finished(frame).dropna(subset=[cost]).sort_values([cost, "val_accuracy"], ascending=[True, False])
+    front, best = [], -np.inf
+    for _, row in done.iterrows():
+        if row["val_accuracy"] > best:
+            front.append(row)
+            best = row["val_accuracy"]
+    return pd.DataFrame(front).reset_index(drop=True)
+
+
+def learning_curves(study: optuna.Study) -> pd.DataFrame:
+    """Long table of per-epoch validation accuracy (the intermediate values) of every trial."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        for step, value in sorted(t.intermediate_values.items()):
+            rows.append({"number": t.number, "state": t.state.name.lower(), "epoch": step + 1,
+                         "val_accuracy": value,
+                         "block": t.user_attrs.get("config", {}).get("arch", {}).get("block")})
+    return pd.DataFrame(rows, columns=["number", "state", "epoch", "val_accuracy", "block"])
+
+
+def baseline_rows(study: optuna.Study) -> pd.DataFrame:
+    """The reference models kept for `study` (cifar-automl baseline), one row each."""
+    rows = [{
+        "study": study.study_name, "baseline": t.user_attrs["baseline"],
+        "val_accuracy": t.user_attrs.get("val_accuracy"), "test_accuracy": t.user_attrs.get("test_accuracy"),
+        "params": t.user_attrs.get("params"), "epochs_run": t.user_attrs.get("epochs_run"),
+        "minutes": sum(t.user_attrs.get("epoch_seconds", [])) / 60,
+        "description": t.user_attrs.get("description"),
+    } for t in reference_trials(study)]
+    return pd.DataFrame(rows)
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """Plain-text rendering for the terminal."""
+    if frame.empty:
+        return "(no finished trials)"
+    fmt = frame.copy()
+    for col, f in {
+        "val_accuracy": "{:.4f}", "test_accuracy": "{:.4f}", "learning_rate": "{:.1e}",
+        "minutes": "{:.1f}", "params": "{:,.0f}", "mflops": "{:.1f}", "epoch_seconds": "{:.1f}",
+    }.items():
+        if col in fmt.columns:
+            fmt[col] = fmt[col].map(lambda v, f=f: f.format(v) if pd.notna(v) else "-")
+    return fmt.to_string(index=False)

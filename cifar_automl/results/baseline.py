@@ -1,0 +1,114 @@
+"""Train a textbook preset with its own recipe, evaluate it like `retrain`, keep it as a reference.
+
+Results go to a reference study next to the searched one (`<study>-baselines` in the same storage),
+one COMPLETE trial per preset with `baseline=<name>`, so the report shows them as baseline rows and
+they never count towards, or steer, the search itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import optuna
+
+from .. import __version__
+from ..config import option
+from ..data import dataset_names, load_dataset, make_splits
+from ..errors import UserError
+from ..models import build_preset, get_preset
+from ..study import default_storage_url, load_existing_study, open_storage
+from .bundle import describe
+from .retrain import train_test_save
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """Everything `cifar-automl baseline` accepts (each field with its flag, see `config.option`)."""
+
+    preset: str | None = option(None, "preset name (see --list)", flag="--model")
+    study_name: str | None = option(None, "use this study's data and test split; results go to STUDY-baselines")
+    storage: str | None = option(None, "Optuna storage URL of that study")
+    studies_dir: str = option("studies", "(default: %(default)s)")
+    epochs: int | None = option(None, "override the recipe's epochs (CPU budgets)")
+    seed: int = option(0, "(default: %(default)s)")
+    overwrite: bool = option(False, "train the preset again, replacing its earlier run")
+    progress: bool = option(True, "", cli=False)  # a progress bar over epochs (the CLI's --quiet turns it off)
+    test_fraction: float = option(0.2, "", cli=False)  # carved test share, without --study-name
+    dataset: str = option("cifar10", "data set, without --study-name (default: %(default)s)",
+                          choices=dataset_names, group="data")
+    data_dir: str | None = option(None, "local copy of the data (see cifar-automl search --help)", group="data")
+    image_size: int | None = option(None, "resize folder images to this size (default: most common)", group="data")
+    cache_dir: str | None = option(None, "where decoded arrays are cached (default: ~/.cache/cifar-automl)",
+                                   group="data")
+
+
+def reference_study_name(study_name: str) -> str:
+    return f"{study_name}-baselines"
+
+
+def run_baseline(settings: BaselineSettings) -> dict[str, Any]:
+    """Train the preset with its recipe on the data (a study's, or `dataset`), test it, keep it as a
+    COMPLETE trial of the reference study; returns its summary."""
+    if not settings.preset:
+        raise UserError("pass --model NAME (see cifar-automl baseline --list)")
+    preset = get_preset(settings.preset)
+    if settings.study_name:
+        study, url = load_existing_study(settings.study_name, settings.storage, settings.studies_dir)
+        ss = study.user_attrs.get("search_settings") or {}
+        dataset, data_dir = ss.get("dataset", settings.dataset), settings.data_dir or ss.get("data_dir")
+        image_size, test_fraction = ss.get("image_size"), ss.get("test_fraction", settings.test_fraction)
+        ref_name = reference_study_name(settings.study_name)
+    else:
+        dataset, data_dir = settings.dataset, settings.data_dir
+        image_size, test_fraction = settings.image_size, settings.test_fraction
+        ref_name = f"baselines-{dataset}"
+        url = settings.storage or default_storage_url(settings.studies_dir, ref_name)
+    out = Path(settings.studies_dir) / ref_name / preset.name
+    if out.exists() and not settings.overwrite:
+        raise UserError(f"{out} already exists: pass --overwrite to train {preset.name} again")
+    epochs = settings.epochs or preset.recipe.epochs
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, not {epochs}")
+    recipe = dataclasses.replace(preset.recipe, epochs=epochs)
+
+    ds = load_dataset(dataset, data_dir=data_dir, image_size=image_size, cache_dir=settings.cache_dir)
+    splits = make_splits(ds, val_fraction=preset.val_fraction, subset=None, seed=settings.seed,
+                         test_fraction=test_fraction)
+    keras.utils.set_random_seed(settings.seed)
+    model = build_preset(preset, splits.x_train.shape[1:], len(splits.class_names))
+    info = describe(study=ref_name, trial=preset.name, config={"train": dataclasses.asdict(recipe)}, splits=splits,
+                    x_train=splits.x_train, seed=settings.seed, preset=preset.name, description=preset.description)
+    result, evaluation, metrics = train_test_save(
+        model, recipe, splits.x_train, splits.y_train, (splits.x_val, splits.y_val), splits, out, info,
+        patience=preset.early_stopping_patience, progress=settings.progress, desc=f"baseline {preset.name}",
+        seed=settings.seed, extra={"preset": preset.name},
+    )
+    val_acc = (result.best("val_accuracy")[0] if preset.early_stopping_patience
+               else result.history["val_accuracy"][-1])
+    storage = open_storage(url)
+    ref = optuna.create_study(study_name=ref_name, storage=storage, direction="maximize", load_if_exists=True)
+    ref.set_user_attr("reference_for", settings.study_name)
+    ref.add_trial(optuna.trial.create_trial(
+        value=val_acc,
+        user_attrs={
+            "baseline": preset.name, "description": preset.description, "config": info["config"],
+            "params": metrics["params"], "val_accuracy": val_acc, "test_accuracy": metrics["accuracy"],
+            "epochs_run": result.epochs_run, "epoch_seconds": result.epoch_seconds,
+            "history": result.history, "path": str(out), "cifar_automl_version": __version__,
+        },
+    ))
+    keras.backend.clear_session(free_memory=True)
+    return {"preset": preset.name, "val_accuracy": val_acc, "out": out, "study": ref_name, **metrics}
+
+
+def reference_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Baseline trials kept for a searched study, if any."""
+    try:
+        ref = optuna.load_study(study_name=reference_study_name(study.study_name), storage=study._storage)
+    except KeyError:
+        return []
+    return [t for t in ref.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]

@@ -1,0 +1,128 @@
+"""Export a trained model: `.keras`, TensorFlow SavedModel, TFLite (LiteRT) or ONNX.
+
+Every format carries the preprocessing (scaling and normalisation layers), so a raw image with pixel
+values 0..255 goes in and class probabilities come out. Each export gets a `labels.txt` (one class
+name per line, in output order) beside it. Conversion uses Keras' own `model.export()`; ONNX needs
+the optional `tf2onnx` package (`pip install 'cifar-automl[onnx]'`).
+
+Formats sit in a registry: adding one is one function decorated with `@register_format`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from ..errors import UserError
+from .bundle import LABELS_FILE, class_names_for
+
+Writer = Callable[[keras.Model, Path, Path], None]  # (loaded model, its .keras file, where to write)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    suffix: str  # of the written file ("" for a folder)
+    write: Writer
+    requires: str | None = None  # a module the format needs
+    missing: str = ""  # the error when that module is not installed
+
+
+FORMATS: dict[str, ExportFormat] = {}
+
+
+def register_format(name: str, suffix: str, requires: str | None = None, missing: str = ""):
+    """Register `write(model, model_path, out)`, which writes `model` in this format at `out`."""
+
+    def deco(fn: Writer) -> Writer:
+        FORMATS[name] = ExportFormat(name, suffix, fn, requires, missing)
+        return fn
+
+    return deco
+
+
+@register_format("keras", ".keras")
+def _keras(model: keras.Model, model_path: Path, out: Path) -> None:
+    shutil.copyfile(model_path, out)
+
+
+@register_format("savedmodel", "")
+def _savedmodel(model: keras.Model, model_path: Path, out: Path) -> None:
+    model.export(str(out), format="tf_saved_model", verbose=False)  # a `serve` endpoint
+
+
+@register_format("tflite", ".tflite")
+def _tflite(model: keras.Model, model_path: Path, out: Path) -> None:
+    model.export(str(out), format="litert", verbose=False)
+
+
+@register_format("onnx", ".onnx", requires="tf2onnx", missing="ONNX export needs tf2onnx: pip install 'cifar-automl[onnx]'")
+def _onnx(model: keras.Model, model_path: Path, out: Path) -> None:
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)  # its problems surface in _check_onnx
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(out), format="onnx", verbose=False)
+    _check_onnx(out, model)
+
+
+def export_model(model_path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
+    """Convert the `.keras` file at `model_path` to `fmt` at `out`; returns the written path."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+    spec = FORMATS[fmt]
+    model_path, out = Path(model_path), Path(out)
+    if not model_path.is_file():
+        raise UserError(f"model file not found: {model_path}")
+    if out.exists():
+        if not overwrite:
+            raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    if spec.requires and importlib.util.find_spec(spec.requires) is None:
+        raise UserError(spec.missing)
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as e:  # a truncated or foreign file
+        raise UserError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
+    model(np.zeros((1, *model.input_shape[1:]), np.float32))  # exporters trace a model that has run
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")  # converters check the suffix
+    _remove(tmp)
+    spec.write(model, model_path, tmp)
+    _remove(out)
+    tmp.rename(out)  # only a complete export replaces an old one
+    names = class_names_for(model_path)
+    if names:
+        (out.parent / LABELS_FILE).write_text("\n".join(names) + "\n")
+    return out
+
+
+def _check_onnx(path: Path, model: keras.Model) -> None:
+    """tf2onnx writes a file even when it could not convert some op (GELU's Erfc, for one): run the
+    file once in onnxruntime and refuse it, naming the problem, if it does not load."""
+    try:
+        import onnxruntime as ort  # optional: installed with the onnx extra
+    except ImportError:
+        return
+    try:
+        session = ort.InferenceSession(str(path))
+        session.run(None, {session.get_inputs()[0].name: np.zeros((1, *model.input_shape[1:]), np.float32)})
+    except Exception as e:  # onnxruntime raises its own error types
+        _remove(path)
+        detail = str(e).splitlines()[0][:200]
+        hint = " (GELU activations use Erfc, which tf2onnx cannot convert)" if "Erfc" in str(e) else ""
+        raise UserError(f"ONNX export of this model does not load in onnxruntime{hint}: {detail}; "
+                        "export keras, savedmodel or tflite instead") from None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,203 @@
+"""Retrain a study's best configuration on all training data, evaluate it once on the test split, save it.
+
+The model is rebuilt from the trial's stored config alone, trained on train + validation data (or
+with a validation slice kept for early stopping) for longer than in the search, with the learning-rate
+schedule stretched to the new length. Everything lands in `studies/<study>/retrain/<trial>/` and a
+summary goes back into the study as the user attribute `retrain:<trial>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from ..config import TrialConfig, option
+from ..data import Splits, channel_stats, load_dataset, make_splits
+from ..errors import StudyError, UserError
+from ..models import build_model
+from ..study import load_existing_study, search_settings_of
+from ..training import (
+    TTA_MODES,
+    EpochProgress,
+    Evaluation,
+    FitResult,
+    evaluate_model,
+    fit,
+)
+from .bundle import RETRAIN_ATTR, describe, retrain_dir, write_bundle
+
+EPOCH_MULTIPLIER = 3  # retrain for this many times the search's epochs per trial
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """Everything `cifar-automl retrain` accepts (each field with its flag, see `config.option`)."""
+
+    study_name: str = option(dataclasses.MISSING, "the study (search's default: the space name)")
+    storage: str | None = option(None, "Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY_NAME.db)")
+    studies_dir: str = option("studies", "(default: %(default)s)")
+    trial: int | None = option(None, "trial number (default: the best)")
+    top: int = option(1, "retrain the top K trials, to compare them on the test split (default: %(default)s)")
+    epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
+    seed: int = option(0, "(default: %(default)s)")
+    early_stopping: bool = option(
+        False, "keep --val-fraction aside, stop when val accuracy stalls, restore the best weights")
+    patience: int = option(5, "epochs without improvement (default: %(default)s)")
+    val_fraction: float = option(0.1, "(default: %(default)s)")
+    data_dir: str | None = option(None, "where the study's data is now, if it moved since the search")
+    cache_dir: str | None = option(None, "where decoded arrays are cached (default: ~/.cache/cifar-automl)")
+    tta: str = option("none", "average test predictions over mirrored (flip) and also 1-pixel-moved "
+                      "(flip_translate) views (default: %(default)s)", choices=lambda: TTA_MODES)
+    overwrite: bool = option(False, "replace an earlier retrain of the same trial")
+    progress: bool = option(True, "", cli=False)  # a progress bar over epochs (the CLI's --quiet turns it off)
+
+
+@dataclass
+class RetrainResult:
+    trial: int
+    out_dir: Path
+    metrics: dict[str, Any]
+    fit: FitResult
+    evaluation: Evaluation
+
+
+def pick_trials(study: optuna.Study, trial: int | None, top: int) -> list[optuna.trial.FrozenTrial]:
+    """The requested trial, or the top K complete trials by validation accuracy."""
+    trials = study.get_trials(deepcopy=False)
+    if trial is not None:
+        match = [t for t in trials if t.number == trial]
+        if not match:
+            raise StudyError(f"study '{study.study_name}' has no trial {trial} (trials 0..{len(trials) - 1})")
+        if "config" not in match[0].user_attrs:
+            raise StudyError(f"trial {trial} has no stored config (state {match[0].state.name.lower()})")
+        return match
+    if top < 1:
+        raise UserError(f"--top must be at least 1, not {top}")
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not done:
+        raise StudyError(f"study '{study.study_name}' has no complete trial yet: run or resume the search first")
+    return sorted(done, key=lambda t: t.value, reverse=True)[:top]
+
+
+def load_study_data(study: optuna.Study, settings: RetrainSettings) -> tuple[Splits, dict[str, Any]]:
+    """All training data of the study's data set (no subset), with the search's held-out test split."""
+    ss = search_settings_of(study)
+    ds = load_dataset(
+        ss["dataset"], data_dir=settings.data_dir or ss["data_dir"], image_size=ss["image_size"],
+        cache_dir=settings.cache_dir,
+    )
+    splits = make_splits(
+        ds, val_fraction=settings.val_fraction, subset=None, seed=settings.seed,
+        test_fraction=ss["test_fraction"],
+    )
+    return splits, ss
+
+
+def retrain(settings: RetrainSettings) -> list[RetrainResult]:
+    """Retrain the chosen trial(s) of a study (see `RetrainSettings`), each into its own folder."""
+    study, _ = load_existing_study(settings.study_name, settings.storage, settings.studies_dir)
+    chosen = pick_trials(study, settings.trial, settings.top)
+    for t in chosen:
+        out = retrain_dir(settings.studies_dir, study.study_name, t.number)
+        if out.exists() and not settings.overwrite:
+            raise UserError(f"{out} already exists: pass --overwrite to replace it")
+    splits, ss = load_study_data(study, settings)
+    return [retrain_trial(study, t, splits, ss, settings) for t in chosen]
+
+
+def retrain_trial(
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    splits: Splits,
+    search_settings: dict[str, Any],
+    settings: RetrainSettings,
+) -> RetrainResult:
+    """Retrain one trial's configuration on `splits` and keep it (see the module docstring)."""
+    cfg = TrialConfig.from_dict(trial.user_attrs["config"])
+    epochs = settings.epochs or EPOCH_MULTIPLIER * int(search_settings["epochs"])
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, not {epochs}")
+    cfg = cfg.replace_train(epochs=epochs)  # the schedule stretches with the new length
+    if settings.early_stopping:
+        x_train, y_train = splits.x_train, splits.y_train
+        validation = (splits.x_val, splits.y_val)
+    else:
+        x_train = np.concatenate([splits.x_train, splits.x_val])
+        y_train = np.concatenate([splits.y_train, splits.y_val])
+        validation = None
+    mean, std = channel_stats(x_train)
+
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(cfg.arch, x_train.shape[1:], len(splits.class_names), mean=mean, std=std,
+                        name=f"{study.study_name}_trial{trial.number}", sample=x_train)
+    out = retrain_dir(settings.studies_dir, study.study_name, trial.number)
+    info = describe(study=study.study_name, trial=trial.number, config=cfg.to_dict(), splits=splits, x_train=x_train,
+                    seed=settings.seed, normalization={"mean": mean, "std": std},
+                    early_stopping=settings.early_stopping)
+    result, evaluation, metrics = train_test_save(
+        model, cfg.train, x_train, y_train, validation, splits, out, info,
+        patience=settings.patience if settings.early_stopping else None,
+        progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
+        tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": trial.value},
+    )
+    summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params")}
+    summary.update(path=str(out), created=info["created"], tta=settings.tta)
+    study.set_user_attr(f"{RETRAIN_ATTR}{trial.number}", summary)
+    keras.backend.clear_session(free_memory=True)
+    return RetrainResult(trial.number, out, metrics, result, evaluation)
+
+
+def train_test_save(
+    model: Any,
+    train_cfg: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    splits: Splits,
+    out: Path,
+    info: dict[str, Any],
+    *,
+    patience: int | None,
+    progress: bool,
+    desc: str,
+    seed: int,
+    tta: str = "none",
+    extra: dict[str, Any] | None = None,
+) -> tuple[FitResult, Evaluation, dict[str, Any]]:
+    """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
+    artifacts in `out` (replacing what is there). Shared by retraining and baselines."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if patience is not None and validation is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True,
+        ))
+    if progress:
+        callbacks.append(EpochProgress(train_cfg.epochs, desc=desc))
+    start = time.perf_counter()
+    result = fit(model, x_train, y_train, train_cfg, validation=validation, callbacks=callbacks, seed=seed)
+    train_seconds = time.perf_counter() - start
+    if result.nan_epoch is not None:
+        raise StudyError(f"{desc} diverged (loss NaN at epoch {result.nan_epoch + 1})")
+    evaluation = evaluate_model(model, splits.x_test, splits.y_test, splits.class_names, tta=tta)
+    metrics = {
+        **evaluation.metrics,
+        **(extra or {}),
+        "epochs": result.epochs_run,
+        "train_images": int(len(x_train)),
+        "train_minutes": train_seconds / 60,
+        "params": int(model.count_params()),
+    }
+    if out.exists():
+        shutil.rmtree(out)  # callers refuse an existing folder unless told to overwrite
+    out.mkdir(parents=True)
+    write_bundle(out, model, info, result, evaluation, metrics, splits)
+    return result, evaluation, metrics

@@ -1,0 +1,158 @@
+"""The objective of a search: one trial samples a configuration, builds its model and trains it,
+reporting validation accuracy after every epoch (for the pruner and optuna-dashboard's learning curves)
+and storing everything it measured as user attributes."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from typing import Any, Callable
+
+import keras
+import optuna
+import tensorflow as tf
+from optuna_integration.keras import KerasPruningCallback
+
+from .. import __version__
+from ..data import Splits, channel_stats
+from ..models import build_model, estimate_flops
+from ..runtime import rss_mb
+from ..study import INTERRUPTED, OBJECTIVE
+from ..training import EpochRecorder, FitResult, fit, images_per_epoch
+from .space import SearchSpace
+
+
+class Objective:
+    """Trains one sampled model per trial; everything it measures goes into the trial's user attrs."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        splits: Splits,
+        epochs: int,
+        seed: int,
+        on_epoch: Callable[[int, int, dict], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.space = space
+        self.splits = splits
+        self.epochs = epochs
+        self.seed = seed
+        self.on_epoch = on_epoch
+        self.on_start = on_start
+        self.stop_requested = stop_requested
+        self.deadline = deadline  # running trials are pruned at the first epoch end past it
+        self.training = False  # True while Keras is fitting (see _sigint_between_batches)
+        self.last_number: int | None = None
+        self.mean, self.std = channel_stats(splits.x_train)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.last_number = trial.number
+        if trial.user_attrs.get("fail_reason") is not None:  # a retry inherits its original's attrs
+            trial.set_user_attr("fail_reason", None)
+        if self.on_start is not None:
+            self.on_start(trial.number)
+        cfg = self.space.sample(trial, self.epochs)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("cifar_automl_version", __version__)
+        trial.set_user_attr("normalization", {"mean": self.mean, "std": self.std})
+        trial.set_user_attr("rss_mb", round(rss_mb(), 1))  # of the process, as the trial starts
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        s = self.splits
+        keras.utils.set_random_seed(self.seed + trial.number)
+        recorder = EpochRecorder(images_per_epoch(len(s.x_train), cfg.train.batch_size))
+        try:
+            model = build_model(
+                cfg.arch, s.x_train.shape[1:], len(s.class_names), mean=self.mean, std=self.std, sample=s.x_train
+            )
+            trial.set_user_attr("params", int(model.count_params()))
+            trial.set_user_attr("flops", estimate_flops(model))
+            callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs, self.deadline)]
+            if self.stop_requested is not None:
+                callbacks.append(keras.callbacks.LambdaCallback(
+                    on_train_batch_end=_interrupt_if(self.stop_requested),
+                    on_test_batch_end=_interrupt_if(self.stop_requested)))
+            if self.on_epoch is not None:
+                on_epoch, number = self.on_epoch, trial.number
+                callbacks.append(keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: on_epoch(number, epoch + 1, logs or {})))
+            self.training = True
+            fit(
+                model, s.x_train, s.y_train, cfg.train, validation=(s.x_val, s.y_val),
+                callbacks=callbacks, recorder=recorder, seed=self.seed + trial.number,
+            )
+        except optuna.TrialPruned:
+            _record(trial, recorder)
+            raise
+        except KeyboardInterrupt:
+            _record(trial, recorder)
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            raise
+        except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+            _record(trial, recorder)
+            trial.set_user_attr("fail_reason", f"out of memory: {str(e).splitlines()[0][:200]}")
+            return float("nan")
+        finally:
+            self.training = False
+            keras.backend.clear_session(free_memory=True)  # which collects garbage (once is enough)
+        result = _record(trial, recorder)
+        if result.nan_epoch is not None:
+            trial.set_user_attr("fail_reason", f"loss became NaN at epoch {result.nan_epoch + 1}")
+            return float("nan")  # Optuna marks the trial FAIL; the search goes on
+        best, _ = result.best(OBJECTIVE)
+        return best
+
+
+def _interrupt_if(stop_requested: Callable[[], bool]) -> Callable[..., None]:
+    """A batch-end hook that turns a stop request into KeyboardInterrupt, raised from Python between
+    steps: a signal that interrupts TensorFlow inside its C code can surface as a SystemError."""
+
+    def check(batch: int, logs: dict | None = None) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt
+
+    return check
+
+
+def _pruning_callback(trial: optuna.Trial, epochs: int, deadline: float | None = None) -> Any:
+    """optuna-integration's KerasPruningCallback, except that a trial which reached its last epoch is
+    not pruned after the fact: its last value is reported and it completes. Past `deadline` (a time
+    budget), a trial is pruned at its next epoch end whatever its value."""
+
+    class PruneBeforeLastEpoch(KerasPruningCallback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch + 1 >= epochs:
+                value = (logs or {}).get(OBJECTIVE)
+                if value is not None:
+                    trial.report(float(value), step=epoch)
+                return
+            super().on_epoch_end(epoch, logs)
+            if deadline is not None and time.time() >= deadline:
+                trial.set_user_attr("pruned_reason", "time budget")
+                raise optuna.TrialPruned(f"time budget spent at epoch {epoch + 1}")
+
+    return PruneBeforeLastEpoch(trial, OBJECTIVE)
+
+
+def _record(trial: optuna.Trial, recorder: EpochRecorder) -> FitResult:
+    """Store the curves and timings of the epochs that ran as user attributes."""
+    r = recorder.result
+    trial.set_user_attr("history", {k: [round(v, 6) for v in vs] for k, vs in r.history.items()})
+    trial.set_user_attr("epoch_seconds", [round(t, 3) for t in r.epoch_seconds])
+    trial.set_user_attr("train_seconds", [round(t, 3) for t in r.train_seconds])
+    trial.set_user_attr("epochs_run", r.epochs_run)
+    trial.set_user_attr("images_per_second", round(r.images_per_second, 1))
+    if r.epochs_run:
+        best, epoch = r.best(OBJECTIVE)
+        if not math.isnan(best):
+            trial.set_user_attr("val_accuracy", best)
+            trial.set_user_attr("best_epoch", epoch + 1)
+            trial.set_user_attr("val_loss", r.history["val_loss"][epoch])
+    return r
+
+
+# --------------------------------------------------------------------------- the loop

@@ -1,0 +1,116 @@
+"""`SearchSettings`: everything a search accepts, declared once; `SearchOutcome`: what it gives back.
+
+Each field carries its command-line help (`config.option`), so `cifar-automl search` and `auto` build
+their flags from this class (`cli.add_settings_args`), and `auto`, the KerasTuner comparison and the
+benchmarks fill the same class. Adding a search flag is one field here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..config import option
+from ..data import dataset_names, parse_subset
+from ..errors import UserError
+from .strategies import PRUNERS, SAMPLERS
+
+DATA = "data"  # the argument group of the fields that say which data to load
+TIMEOUT_REACHED = "--timeout reached"  # a search's stopped_reason when --timeout ended it
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything `cifar-automl search` accepts. Defaults suit a 2-core CPU; see README for a GPU."""
+
+    space: str = option("all", "built-in space name or path to a YAML file (default: %(default)s)")
+    trials: int = option(20, "finished trials the study must hold (default: %(default)s)")
+    epochs: int = option(10, "max epochs per trial: the pruner's maximum resource (default: %(default)s)")
+    timeout: float | None = option(None, "stop starting new trials after this many seconds")
+    # with timeout: the running trial is also pruned at its next epoch end (auto's search share)
+    prune_at_timeout: bool = option(False, "", cli=False)
+    subset: float | int | None = option(
+        10000, "images for train+val: a count or a fraction of the training pool, 1.0 = all (default: %(default)s)",
+        type=parse_subset)
+    val_fraction: float = option(
+        0.2, "validation share of the subset, stratified (default: %(default)s)")
+    test_fraction: float = option(
+        0.2, "test share carved (fixed seed) when the data has no official test split (default: %(default)s)")
+    seed: int = option(0, "seed for sampling, splits and training (default: %(default)s)")
+    sampler: str = option("tpe", "(default: %(default)s)", choices=lambda: tuple(SAMPLERS))
+    pruner: str = option("hyperband", "per-epoch pruning on val accuracy (default: %(default)s)",
+                         choices=lambda: tuple(PRUNERS))
+    study_name: str | None = option(None, "default: the space's name")
+    storage: str | None = option(None, "Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY_NAME.db)")
+    studies_dir: str = option("studies", "home of study databases and artifacts (default: %(default)s)")
+    mixed_precision: bool = option(False, "float16 compute on a GPU (bfloat16 on a CPU)")
+    trials_per_process: int = option(
+        10, "trials per worker process before a fresh one takes over, keeping memory flat; 0 runs trials in "
+        "this process (default: %(default)s)")
+    warm_start: str | None = option(
+        None, "try first the presets this space can express, or the 5 best trials of another study",
+        metavar="baselines|STUDY")
+    workers: int = option(1, "worker processes training at once on this machine (default: %(default)s)")
+    heartbeat: int = option(
+        30, "seconds between heartbeats of a running trial (database storages); a trial silent for 3 "
+        "heartbeats is failed and re-run with the same parameters (default: %(default)s)")
+    dataset: str = option("cifar10", "data set (default: %(default)s)", choices=dataset_names, group=DATA)
+    data_dir: str | None = option(
+        None, "local copy: cifar-10-python.tar.gz or its folder, IDX .gz files, or an image tree "
+        "(ROOT/train/<class>/*.jpg or ROOT/<class>/*.jpg; a .tar.gz of one works too)", group=DATA)
+    image_size: int | None = option(None, "resize folder images to this size (default: most common)", group=DATA)
+    cache_dir: str | None = option(None, "where decoded arrays are cached (default: ~/.cache/cifar-automl)",
+                                   group=DATA)
+
+    def validate(self) -> None:
+        """One clear error for a value no search can run with (before any data or storage is touched)."""
+        if self.trials < 1:
+            raise UserError(f"--trials must be at least 1, not {self.trials}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1, not {self.workers}")
+        if self.workers > 1 and self.trials_per_process == 0:
+            raise UserError("--workers above 1 needs worker processes: leave --trials-per-process above 0")
+        if self.heartbeat < 1:
+            raise UserError(f"--heartbeat must be at least 1 second, not {self.heartbeat}")
+        if self.trials_per_process < 0:
+            raise UserError(f"--trials-per-process must be 0 or more, not {self.trials_per_process}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UserError(f"--timeout must be positive, not {self.timeout}")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction must be between 0 and 1, not {self.val_fraction}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
+        if self.pruner not in PRUNERS:
+            raise UserError(f"unknown pruner '{self.pruner}' (choose from {', '.join(PRUNERS)})")
+
+    def data_settings(self) -> dict[str, Any]:
+        """How to load the study's data again (retrain, report): stored with the study."""
+        return {
+            "dataset": self.dataset,
+            "data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None,
+            "image_size": self.image_size,
+            "subset": self.subset,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "space": self.space,
+        }
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    storage_url: str
+    finished: int
+    interrupted: bool = False
+    stopped_reason: str | None = None
+    ran: int = 0  # trials started by this run
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # the search's splits (Splits.info)

@@ -1,0 +1,278 @@
+"""Worker processes: the search's trials run in processes of their own, replaced every few trials.
+
+The parent side (`run_in_workers`) keeps `--workers` processes busy; each worker (`run`, then
+`worker_main`) opens the study, runs `loop.trial_loop` for up to `--trials-per-process` trials and
+sends its events down a pipe to the parent. TensorFlow keeps some memory of every model a process has
+trained, so a long search in one process would grow without bound; a worker that dies (out of memory,
+`kill -9`) costs only its running trial, which is failed and queued again.
+
+This module is the worker process's entry point: it imports nothing that imports TensorFlow at its
+top, so that `run` can import TensorFlow quietly first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_events
+from typing import TYPE_CHECKING, Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import StudyError
+from ..runtime import configure_devices, import_tensorflow_quietly, on_signal
+from ..study import FINISHED, INTERRUPTED, open_storage
+from .settings import TIMEOUT_REACHED, SearchOutcome, SearchSettings
+from .strategies import fresh_seed, make_pruner, make_sampler
+
+if TYPE_CHECKING:
+    from ..data import Splits
+    from .space import SearchSpace
+
+
+class _Events:
+    """The worker's end of its own pipe to the parent.
+
+    A send is complete when it returns, so nothing is left to flush when the worker exits. If the
+    parent is gone, events are dropped; the worker stops before its next trial (see worker_main)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    def put(self, event: tuple) -> None:
+        try:
+            self.pipe.send(event)
+        except OSError:  # BrokenPipeError: nobody reads any more
+            pass
+
+
+def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool) -> None:
+    """The worker process's entry point (see `run_in_workers`)."""
+    # Ctrl-C reaches the whole process group; the parent handles it and sets `stop`, which the
+    # running trial checks between batches (a signal landing inside TensorFlow's C code is unsafe)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet:
+        import_tensorflow_quietly()
+    worker_main(*pickle.loads(payload), _Events(events), stop, go)
+
+
+def mp_parent_alive() -> Callable[[], bool]:
+    """In a worker process: a check that the process which started it is still there."""
+    parent = mp.parent_process()
+    return (lambda: True) if parent is None else parent.is_alive
+
+
+def worker_main(
+    settings: SearchSettings, space: SearchSpace, splits: Splits, study_name: str, storage_url: str,
+    deadline: float | None, events: _Events, stop: Any, go: Any,
+) -> None:
+    """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent.
+
+    The worker ignores SIGINT (see run); the parent asks it to stop through `stop`, which the
+    running trial checks after every batch. A standby worker gets ready (TensorFlow, storage, data)
+    and then waits for `go`, so that it takes over without a pause from a worker that is running its
+    last trial."""
+    # imported here, not at the top: this module is the worker process's entry point, which must
+    # import TensorFlow quietly (run) before the training code imports it
+    from .loop import trial_loop
+    from .objective import Objective
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(storage_url, settings.heartbeat)
+    study = optuna.load_study(
+        study_name=study_name, storage=storage,
+        sampler=make_sampler(settings.sampler, fresh_seed(settings.seed, storage, study_name)),
+        pruner=make_pruner(settings.pruner, settings.epochs),
+    )
+    events.put(("device", configure_devices(settings.mixed_precision)))
+    objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
+                          deadline=deadline if settings.prune_at_timeout else None)
+    parent = mp_parent_alive()
+    while not go.wait(0.5):
+        if stop.is_set() or not parent():
+            return
+    try:
+        ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,
+                                 events.put, keep_going=lambda: parent() and not stop.is_set())
+        events.put(("done", ran, reason))
+    except KeyboardInterrupt:
+        events.put(("interrupted",))
+
+
+@dataclass
+class _Slot:
+    """A worker process seen from the parent: the trial it is running and how it ended. A standby
+    slot's process is getting ready to replace a worker that runs its last trial."""
+
+    process: Any
+    go: Any  # an Event: set, the worker runs trials; a standby waits for it
+    events: Any  # the reading end of the pipe the worker sends its events down
+    started: int = 0  # trials it has started
+    running: int | None = None
+    stop_reason: str | None = None
+
+    @property
+    def standby(self) -> bool:
+        return not self.go.is_set()
+
+
+def run_in_workers(
+    settings: SearchSettings, space: SearchSpace, splits: Splits, study: optuna.Study, storage_url: str,
+    deadline: float | None, forward: Callable[[tuple], None], outcome: SearchOutcome,
+) -> None:
+    """Keep `settings.workers` worker processes busy until the study holds enough finished trials.
+
+    Each worker runs up to `trials_per_process` trials and exits; a fresh one takes its place. It is
+    started as a standby when the worker it replaces begins its last trial, so that starting Python
+    and TensorFlow (5-7 s here) overlaps that trial instead of pausing the search. Each worker sends
+    its events down a pipe of its own: a send is complete when it returns
+    (nothing waits in a buffer when the worker exits), and a worker killed in the middle of one can
+    break only its own pipe, not the others' (as with a queue's shared lock). The end of a pipe means
+    its worker has exited and every event it sent has been read. `forward` receives every event (the
+    terminal's progress), `outcome` counts the trials run and records why the search stopped.
+    """
+    ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
+    stop = ctx.Event()
+    payload = pickle.dumps((settings, space, splits, study.study_name, storage_url, deadline))
+    quiet_tf = logging_quiet()
+    slots: dict[int, _Slot] = {}
+    next_id = 0
+
+    def needs_worker() -> bool:
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        finished = sum(states.count(st) for st in FINISHED)
+        busy = sum(1 for slot in slots.values() if slot.running is not None)
+        return finished < settings.trials and (
+            states.count(TrialState.WAITING) > 0 or finished + busy < settings.trials
+        )
+
+    def active() -> list[_Slot]:
+        return [slot for slot in slots.values() if not slot.standby]
+
+    def spawn(ready: bool) -> None:
+        nonlocal next_id
+        go = ctx.Event()
+        if ready:
+            go.set()
+        reader, writer = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=run, name=f"cifar-automl-worker-{next_id}",
+                              args=(payload, writer, stop, go, quiet_tf))
+        process.start()
+        writer.close()  # the worker holds the only writing end: when it exits, the pipe ends
+        slots[next_id] = _Slot(process, go, reader)
+        next_id += 1
+
+    def retire_standbys() -> None:
+        """Standby workers have run no trial and hold nothing: stop them at once, wherever they are."""
+        for wid in [w for w, slot in slots.items() if slot.standby]:
+            slot = slots.pop(wid)
+            slot.process.terminate()
+            slot.process.join()
+            slot.events.close()
+
+    def reap(wid: int) -> None:
+        slot = slots.pop(wid)
+        slot.process.join()
+        slot.events.close()
+        if slot.process.exitcode != 0:
+            fail_if_running(study, slot.running, f"worker process died (exit code {slot.process.exitcode})")
+            if not slot.started:
+                raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
+        if slot.stop_reason is not None:
+            outcome.stopped_reason = slot.stop_reason
+
+    # Ctrl-C / SIGTERM only set a flag that this loop checks: a KeyboardInterrupt raised at a random
+    # moment can be swallowed (Python ignores exceptions raised inside weakref callbacks and __del__)
+    requested = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        requested.set()
+
+    def handle(slot: _Slot, event: tuple) -> None:
+        if event[0] == "start":
+            slot.running = event[1]
+            slot.started += 1
+            if (slot.started == settings.trials_per_process and needs_worker()
+                    and sum(s.standby for s in slots.values()) < settings.workers):
+                spawn(ready=False)  # to take over when this, its last trial, ends
+        elif event[0] == "trial":
+            slot.running = None
+            outcome.ran += 1
+        elif event[0] == "done":
+            slot.stop_reason = event[2]
+        elif event[0] == "interrupted":
+            raise KeyboardInterrupt
+        forward(event)
+
+    with on_signal(signal.SIGINT, request_stop), on_signal(signal.SIGTERM, request_stop):
+        try:
+            while True:
+                if requested.is_set():
+                    raise KeyboardInterrupt
+                if outcome.stopped_reason is None and deadline is not None and time.time() >= deadline:
+                    outcome.stopped_reason = TIMEOUT_REACHED  # running trials finish; no new worker starts
+                while outcome.stopped_reason is None and len(active()) < settings.workers and needs_worker():
+                    standby = next((slot for slot in slots.values() if slot.standby), None)
+                    if standby is not None:
+                        standby.go.set()
+                    else:
+                        spawn(ready=True)
+                if not active():
+                    retire_standbys()  # the search ended before they were needed
+                    return
+                pipes = {slot.events: wid for wid, slot in slots.items()}
+                for pipe in wait_for_events(list(pipes), timeout=0.5):
+                    try:
+                        event = pipe.recv()
+                    except (EOFError, OSError):  # the worker has exited, and all it sent has been read
+                        reap(pipes[pipe])
+                        continue
+                    handle(slots[pipes[pipe]], event)
+        except KeyboardInterrupt:
+            stop.set()  # running trials end at their next batch and are marked interrupted
+            retire_standbys()
+            for slot in slots.values():
+                _stop(slot.process)
+            for slot in slots.values():
+                fail_if_running(study, slot.running, INTERRUPTED)
+            raise
+
+
+def logging_quiet() -> bool:
+    """Whether workers should hide TensorFlow's start-up lines (the CLI's --debug shows them)."""
+    return optuna.logging.get_verbosity() > optuna.logging.WARNING
+
+
+def _stop(worker: Any) -> None:
+    """Wait for a worker asked to stop to mark its trial and exit; kill it if it hangs."""
+    worker.join(timeout=120)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+
+
+def fail_if_running(study: optuna.Study, number: int | None, reason: str) -> None:
+    """Mark a trial that a dead worker left RUNNING as failed, with the reason; unless it was
+    interrupted on purpose, queue it again with the same parameters, as Optuna's heartbeat retry does
+    for workers on other machines (at most twice per original trial)."""
+    if number is None:
+        return
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state != TrialState.RUNNING:
+        return
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # failed (and re-queued) meanwhile by another worker's heartbeat check
+    if reason != INTERRUPTED:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+            retry(study, study._storage.get_trial(trial._trial_id))

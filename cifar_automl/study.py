@@ -1,0 +1,171 @@
+"""One place for a study: storages, creating and loading studies, their identity.
+
+Every stage opens its study here (search creates it; retrain, export, baseline, report and the
+dashboard load it), never through the search package. A study records what makes its trials
+comparable (`identity`), how to load its data again (`search_settings`) and the data it saw (`data`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import __version__
+from .errors import StudyError
+
+OBJECTIVE = "val_accuracy"  # the metric every trial reports per epoch and the study maximizes
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# a trial's "fail_reason" user attribute when workers started it beside others that already filled
+# --trials: it is failed before it samples anything (search.loop), and reports leave it out
+SURPLUS = "surplus: --trials already reached by other workers"
+INTERRUPTED = "interrupted"  # fail_reason of a trial cut short by Ctrl-C or SIGTERM (re-run on resume)
+IDENTITY_FLAGS = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs"}
+
+
+def default_storage_url(studies_dir: str | os.PathLike, study_name: str) -> str:
+    return f"sqlite:///{Path(studies_dir) / f'{study_name}.db'}"
+
+
+def is_journal(url: str) -> bool:
+    """`*.log` / `*.jsonl` paths and `journal:PATH` name Optuna's journal file storage."""
+    return url.startswith("journal:") or url.endswith((".log", ".jsonl"))
+
+
+def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage, with heartbeats on databases so trials of dead workers get retried.
+
+    `*.log` paths or `journal:PATH` give Optuna's journal file storage (many processes, no server).
+    """
+    if is_journal(url):
+        path = Path(url.removeprefix("journal:"))
+        if not path.parent.is_dir():
+            raise StudyError(f"cannot open storage {url}: directory {path.parent} does not exist")
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    sqlite = url.startswith("sqlite:///")
+    if sqlite:
+        path = Path(url.removeprefix("sqlite:///"))
+        _check_writable_dir(path.parent)
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise StudyError(f"cannot open storage {url}: {path} is not readable and writable")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url,
+                # SQLite: wait for a lock held by another process (worker, dashboard) instead of failing
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
+                heartbeat_interval=heartbeat,  # seconds between a running trial's heartbeats
+                grace_period=3 * heartbeat,  # a RUNNING trial silent this long is failed and re-queued
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+        if sqlite:  # write-ahead log: readers (dashboard, report) never block the workers' writes
+            with storage.engine.connect() as conn:
+                conn.execute(text("PRAGMA journal_mode=WAL"))
+        return storage
+    except (SQLAlchemyError, ValueError, ImportError, RuntimeError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StudyError(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def checkpoint_sqlite(storage: optuna.storages.BaseStorage) -> None:
+    """SQLite: copy the write-ahead log into the database file, so that after a run the .db file alone
+    holds the whole study (copy or send it without its -wal file) and later readers find nothing left
+    to copy into it. PASSIVE: never waits for a reader such as the dashboard."""
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
+        with storage.engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+
+
+def _check_writable_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StudyError(f"cannot create studies directory {directory}: {e.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StudyError(f"studies directory {directory} is not writable: pass --studies-dir or --storage")
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    storage_url: str,
+    study_name: str,
+    identity: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
+    """Create the study, or load it after checking it was made with the same `identity` (space, data,
+    epochs: what makes its trials comparable)."""
+    try:
+        existing = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        if existing.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise StudyError(f"study '{study_name}' in {redact(storage_url)} minimizes; it was not made by this tool")
+        stored = existing.user_attrs.get("identity")
+        if stored is None:
+            raise StudyError(
+                f"study '{study_name}' in {redact(storage_url)} was not made by cifar-automl: pass another --study-name"
+            )
+        for key, value in identity.items():
+            if stored.get(key) != value:
+                flag = IDENTITY_FLAGS.get(key, "--dataset/--subset/--val-fraction")
+                raise StudyError(
+                    f"study '{study_name}' was created with {key}={stored.get(key)!r}, not {value!r}: "
+                    f"rerun with the same {flag}, or pass a new --study-name"
+                )
+        return existing
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+        direction="maximize", load_if_exists=True,
+    )
+    study.set_user_attr("identity", identity)
+    study.set_user_attr("cifar_automl_version", __version__)
+    return study
+
+
+def load_existing_study(
+    study_name: str, storage: str | None = None, studies_dir: str | os.PathLike = "studies"
+) -> tuple[optuna.Study, str]:
+    """Open an existing study for reading (retrain, export, report); never creates one."""
+    url = storage or default_storage_url(studies_dir, study_name)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise StudyError(f"no study database at {url.removeprefix('sqlite:///')}: run `cifar-automl search` first or pass --storage")
+    opened = open_storage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened), url
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+        raise StudyError(
+            f"no study '{study_name}' in {redact(url)} (studies there: {', '.join(names) or 'none'})"
+        ) from None
+
+
+def search_settings_of(study: optuna.Study) -> dict[str, Any]:
+    """How the study's data was loaded and split (the `search_settings` the search stored)."""
+    settings = study.user_attrs.get("search_settings")
+    if settings is None:
+        raise StudyError(f"study '{study.study_name}' does not record its data settings: was it made by cifar-automl?")
+    return settings
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))

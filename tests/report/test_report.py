@@ -1,0 +1,118 @@
+"""The report: tables equal the storage, every edge case renders, and the page works in a browser."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cifar_automl.cli import main
+from cifar_automl.report import tables as report
+from cifar_automl.report import write_report
+from cifar_automl.results import load_bundle
+
+from ..helpers import synthetic_study
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def _study(tmp_path, name="synthetic", **kw):
+    studies = tmp_path / "studies"
+    studies.mkdir(exist_ok=True)
+    return synthetic_study(f"sqlite:///{studies / (name + '.db')}", name=name, **kw), studies
+
+
+def test_leaderboard_equals_the_storage(tmp_path):
+    study, _ = _study(tmp_path, n_trials=60)
+    board = report.leaderboard(report.trials_frame(study), top=10)
+    done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    best = sorted(done, key=lambda t: t.user_attrs["val_accuracy"], reverse=True)[:10]
+    assert list(board["number"]) == [t.number for t in best]
+    for row, t in zip(board.itertuples(), best):
+        assert row.val_accuracy == t.user_attrs["val_accuracy"]
+        assert row.params == t.user_attrs["params"]
+        assert row.block == t.user_attrs["config"]["arch"]["block"]
+        assert row.learning_rate == t.user_attrs["config"]["train"]["learning_rate"]
+
+
+def test_summary_and_block_comparison(tmp_path):
+    study, _ = _study(tmp_path, n_trials=30)
+    frame = report.trials_frame(study)
+    s = report.summary(study, frame)
+    assert (s["trials complete"], s["trials pruned"], s["trials failed"]) == (10, 10, 10)
+    assert s["epochs without pruning"] == 20 * 9
+    assert s["epochs run"] == frame["epochs_run"].sum()
+    blocks = report.block_comparison(frame)
+    assert set(blocks["block"]) <= {"plain", "inception", "residual"}
+    assert blocks["trials"].sum() == 20
+    front = report.pareto_front(frame, "params")
+    assert front["val_accuracy"].is_monotonic_increasing and front["params"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("kind", ["one", "only_pruned", "only_failed", "many"])
+def test_report_renders_edge_cases(tmp_path, kind):
+    n, states = {"one": (1, ("complete",)), "only_pruned": (4, ("pruned",)),
+                 "only_failed": (3, ("fail",)), "many": (200, ("complete", "pruned", "pruned", "fail"))}[kind]
+    _, studies = _study(tmp_path, n_trials=n, states=states)
+    page = write_report("synthetic", studies_dir=studies)
+    text = page.read_text()
+    assert "No trial has been retrained yet" in text
+    for name in ("trials.csv", "leaderboard.csv", "blocks.csv", "summary.md", "summary.csv"):
+        assert (page.parent / name).is_file()
+    if kind == "only_failed":
+        assert "Not enough finished trials" in text
+    if kind == "many":  # a long study: every trial is in the table (speed belongs in benchmarks, not here)
+        assert len(pd.read_csv(page.parent / "trials.csv")) == n
+
+
+def test_report_with_a_retrained_model(study_dir, retrained, capsys):
+    studies = study_dir / "studies"
+    assert main(["report", "--study-name", "tiny", "--studies-dir", str(studies)]) == 0
+    page = studies / "tiny" / "report" / "index.html"
+    assert str(page) in capsys.readouterr().out
+    text = page.read_text()
+    assert "Confusion matrix" in text and "Misclassified test images" in text or "Test images per class" in text
+    art = load_bundle(retrained.out_dir, retrained.trial)
+    preds = pd.read_csv(retrained.out_dir / "predictions.csv")
+    expected = pd.crosstab(preds["true"], preds["pred"]).reindex(index=range(3), columns=range(3), fill_value=0)
+    np.testing.assert_array_equal(art.confusion.to_numpy(), expected.to_numpy())
+    board = pd.read_csv(page.parent / "leaderboard.csv")
+    assert board.loc[board["number"] == retrained.trial, "test_accuracy"].item() == pytest.approx(
+        retrained.metrics["accuracy"])
+
+
+def test_report_errors_are_one_line(tmp_path, capsys):
+    assert main(["report", "--study-name", "nothing", "--studies-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no study database" in err[0]
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs a headless Chromium (apt-get install chromium)")
+def test_report_in_headless_chromium(study_dir, retrained, tmp_path):
+    """No JavaScript errors, every plotly figure drawn, and a screenshot for a person to look at."""
+    page = write_report("tiny", studies_dir=study_dir / "studies", out=tmp_path / "report")
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=20000"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if re.search(r"error|uncaught", line, re.I)], console
+    plots = dom.stdout.split('class="plotly-graph-div')[1:]
+    assert len(plots) >= 8
+    for chunk in plots:  # each figure div holds the SVG plotly drew into it
+        assert "main-svg" in chunk.split("plotly-graph-div")[0], chunk[:300]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    run = subprocess.run([*flags, "--hide-scrollbars", "--window-size=1280,4000", f"--screenshot={shot}",
+                          page.as_uri()], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and shot.stat().st_size > 50_000, run.stderr[-2000:]

@@ -1,0 +1,106 @@
+import optuna
+from optuna.trial import TrialState
+
+from cifar_automl.search import (
+    TIMEOUT_REACHED,
+    SearchReporter,
+    workers,
+)
+from cifar_automl.search.space import load_space
+
+from .common import SPLITS, run, settings
+
+
+def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    class Killing(SearchReporter):
+        killed = False
+        children: list[set[str]] = []
+
+        def epoch(self, number, epoch, logs):
+            names = {p.name for p in multiprocessing.active_children()}
+            Killing.children.append(names)
+            if number == 1 and not self.killed:
+                # trial 1 is the first worker's last: its replacement is already getting ready
+                assert names == {"cifar-automl-worker-0", "cifar-automl-worker-1"}
+                (worker,) = [p for p in multiprocessing.active_children() if p.name.endswith("-0")]
+                os.kill(worker.pid, signal.SIGKILL)
+                Killing.killed = True
+
+    outcome = run(settings(tmp_path, trials=3, trials_per_process=2), reporter=Killing(quiet=True))
+    trials = outcome.study.trials
+    assert Killing.children[0] == {"cifar-automl-worker-0"}  # no standby before the last trial
+    assert not multiprocessing.active_children()
+    assert outcome.finished == 3 and not outcome.interrupted
+    assert trials[1].state == TrialState.FAIL
+    assert trials[1].user_attrs["fail_reason"] == "worker process died (exit code -9)"
+    # re-run with the same parameters, recorded as a retry the way Optuna's heartbeat retry does
+    assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
+    assert trials[2].user_attrs["fail_reason"] is None
+    assert [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)] == [0, 2, 3]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
+    # a worker's last events must reach the parent even when it exits right after sending them (lost
+    # "done" events once made a search past its --timeout start worker after worker, never ending)
+    import multiprocessing
+    import pickle
+    import time
+
+    worker_settings = settings(tmp_path, trials=5, trials_per_process=1)
+    storage_url = f"sqlite:///{tmp_path}/w.db"
+    optuna.create_study(study_name="w", storage=storage_url, direction="maximize")
+    payload = pickle.dumps((worker_settings, load_space("tiny"), SPLITS, "w", storage_url, time.time() - 1))
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(2):  # twice: a lost last event would show up about half the time
+        reader, writer = ctx.Pipe(duplex=False)
+        stop, go = ctx.Event(), ctx.Event()
+        go.set()
+        process = ctx.Process(target=workers.run, args=(payload, writer, stop, go, True))
+        process.start()
+        writer.close()
+        process.join(120)
+        assert process.exitcode == 0
+        received = []
+        while True:
+            try:
+                received.append(reader.recv())
+            except EOFError:
+                break
+        assert received[-1] == ("done", 0, TIMEOUT_REACHED)
+
+
+def test_workers_stop_starting_at_the_timeout(tmp_path, monkeypatch):
+    slots = []
+
+    class CountedSlot(workers._Slot):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            slots.append(self)
+
+    monkeypatch.setattr(workers, "_Slot", CountedSlot)
+    outcome = run(settings(tmp_path, trials=5, trials_per_process=1, timeout=0.5))
+    assert outcome.stopped_reason == TIMEOUT_REACHED
+    assert outcome.finished == 0 and len(slots) == 1  # the worker started in time, none after
+
+
+def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+
+    class Interrupting(SearchReporter):
+        def epoch(self, number, epoch, logs):
+            if number == 1:  # Ctrl-C in a terminal reaches the whole process group
+                for child in multiprocessing.active_children():
+                    os.kill(child.pid, signal.SIGINT)
+                raise KeyboardInterrupt
+
+    outcome = run(settings(tmp_path, trials=3, epochs=5, trials_per_process=5), reporter=Interrupting(quiet=True))
+    assert outcome.interrupted and outcome.finished == 1
+    failed = outcome.study.trials[1]
+    assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "interrupted"

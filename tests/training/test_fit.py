@@ -1,0 +1,170 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cifar_automl.config import ArchConfig, TrainConfig
+from cifar_automl.models import build_model
+from cifar_automl.training import (
+    EpochRecorder,
+    Lookahead,
+    evaluate,
+    fit,
+    make_optimizer,
+)
+from cifar_automl.training.callbacks import recalibrate_batch_norm
+from cifar_automl.training.pipeline import make_dataset
+
+from ..helpers import synthetic_splits
+
+
+def test_fit_learns_the_synthetic_task_and_records_every_epoch():
+    s = synthetic_splits()
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, augment="flip")
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val), seed=0)
+    assert result.epochs_run == 4
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 4 for v in result.history.values())
+    assert all(t > 0 for t in result.epoch_seconds)
+    assert all(tr <= ep for tr, ep in zip(result.train_seconds, result.epoch_seconds))
+    assert result.images_per_second > 0
+    best, epoch = result.best("val_accuracy")
+    assert best >= 0.8 and 0 <= epoch < 4  # three colour classes are easy
+    assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
+
+
+def test_recorder_flags_a_nan_loss_and_stops_training():
+    rec = EpochRecorder(train_images=10)
+    rec.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    rec.on_epoch_begin(0)
+    rec.on_epoch_end(0, {"loss": 1.0})
+    rec.on_epoch_begin(1)
+    rec.on_epoch_end(1, {"loss": float("nan")})
+    assert rec.result.nan_epoch == 1 and rec.model.stop_training
+    assert math.isnan(rec.result.history["loss"][1])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_optimizers_and_schedules(optimizer, schedule):
+    cfg = TrainConfig(optimizer=optimizer, lr_schedule=schedule, learning_rate=0.1, epochs=10,
+                      weight_decay=1e-4)
+    opt = make_optimizer(cfg, steps_per_epoch=10)
+    lr = opt.learning_rate if schedule == "constant" else None
+    if schedule == "cosine":
+        sched = opt._learning_rate
+        assert float(sched(0)) == pytest.approx(0.1) and float(sched(100)) == pytest.approx(0.0, abs=1e-6)
+    if schedule == "onecycle":
+        sched = opt._learning_rate
+        assert float(sched(0)) == pytest.approx(0.01)  # starts at a tenth of the peak
+        assert float(sched(20)) == pytest.approx(0.1)  # peak after the warm-up (20% of 100 steps)
+        assert float(sched(100)) == pytest.approx(0.0, abs=1e-6)
+    if lr is not None:
+        assert float(lr) == pytest.approx(0.1)
+    if optimizer == "sgd":
+        assert opt.nesterov and opt.momentum == pytest.approx(0.9)
+
+
+def test_onecycle_start_and_end_rates():
+    cfg = TrainConfig(optimizer="sgd", lr_schedule="onecycle", learning_rate=1.5, epochs=10, warmup_fraction=0.2,
+                      warmup_start=0.2, final_lr_fraction=0.07)
+    sched = make_optimizer(cfg, steps_per_epoch=10)._learning_rate
+    assert float(sched(0)) == pytest.approx(0.3) and float(sched(20)) == pytest.approx(1.5)
+    assert float(sched(100)) == pytest.approx(0.105, rel=1e-4)
+
+
+def test_lookahead_pulls_weights_to_their_slow_average_and_ends_on_it():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    la = Lookahead(total_steps=10, every=2, max_decay=0.5, start=0.3)
+    la.set_model(model)
+    la.on_train_begin()
+    kernel = model.layers[0].kernel
+    start = kernel.numpy().copy()
+    for step in range(3):  # steps 1-3: before the start, nothing happens
+        kernel.assign(kernel.numpy() + 1.0)
+        la.on_train_batch_end(step)
+    np.testing.assert_allclose(kernel.numpy(), start + 3.0)
+    la.on_epoch_end(0)  # not started yet: the weights stay
+    np.testing.assert_allclose(kernel.numpy(), start + 3.0)
+    kernel.assign(start + 4.0)
+    la.on_train_batch_end(3)  # step 4: the slow copy starts from the weights
+    np.testing.assert_allclose(la.slow[0].numpy(), start + 4.0)
+    kernel.assign(start + 5.0)
+    la.on_train_batch_end(4)  # step 5: not a lookahead step
+    np.testing.assert_allclose(kernel.numpy(), start + 5.0)
+    kernel.assign(start + 6.0)
+    la.on_train_batch_end(5)  # step 6: decay 0.5 * (6/10)**3 = 0.108 towards 6
+    np.testing.assert_allclose(kernel.numpy(), start + 4.0 + 2.0 * (1 - 0.108), rtol=1e-6)
+    slow = la.slow[0].numpy()
+    kernel.assign(slow + 1.0)
+    la.on_train_batch_end(6)  # step 7: not a lookahead step, but the epoch ends: back to the slow copy
+    la.on_epoch_end(1)
+    np.testing.assert_allclose(kernel.numpy(), slow, rtol=1e-6)
+    for step in range(7, 9):
+        kernel.assign(kernel.numpy() + 1.0)
+        la.on_train_batch_end(step)
+    slow = la.slow[0].numpy()
+    kernel.assign(slow + 5.0)
+    la.on_train_batch_end(9)  # the last step: the weights become the slow average
+    np.testing.assert_allclose(kernel.numpy(), slow, rtol=1e-6)
+
+
+def test_lookahead_trains_through_fit():
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.05, batch_size=16, epochs=3, augment="altflip_crop2",
+                      lookahead=True)
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val))
+    assert result.epochs_run == 3 and result.history["val_accuracy"][-1] > 0.6
+
+
+def test_unknown_optimizer_is_an_error():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer(TrainConfig(optimizer="lion"), 10)
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights():
+    """EMA weights are copied into the model after every epoch and at the end, so the final weights are
+    the average the last validation scored, not the raw ones."""
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.05, batch_size=16, epochs=2, augment="none",
+                      weight_averaging=0.9)
+    opt = make_optimizer(cfg, steps_per_epoch=5)
+    assert opt.use_ema and opt.ema_momentum == pytest.approx(0.9) and opt.ema_overwrite_frequency == 5
+    assert not make_optimizer(TrainConfig(), 5).use_ema
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8, batch_norm=False),
+                        s.x_train.shape[1:], 3)
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val))
+    ema = {v.path: v.numpy() for v in model.optimizer._model_variables_moving_average}
+    for w in model.trainable_weights:  # after fit, the model holds the moving averages
+        assert (abs(w.numpy() - ema[w.path]).max() if w.path in ema else 0) < 1e-6
+    assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
+
+
+def test_weight_averaging_re_estimates_batch_norm_statistics_for_the_averaged_weights():
+    """Keras' EMA averages trainable weights only; fit() must recompute the batch-norm moving statistics
+    for the averaged network, else it evaluates with statistics of weights it no longer has."""
+    s = synthetic_splits()
+    n = 64  # two equal batches of 32: the mean of the batch means is the mean over all images
+    cfg = TrainConfig(optimizer="sgd", learning_rate=0.1, batch_size=32, epochs=3, augment="none",
+                      weight_averaging=0.9)
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    fit(model, s.x_train[:n], s.y_train[:n], cfg)
+    bn = model.get_layer("stem_bn")  # later layers' inputs depend on how the batches were drawn
+    before = bn.moving_mean.numpy()
+    recalibrate_batch_norm(model, make_dataset(s.x_train[:n], s.y_train[:n], 3, 32, training=True), 2)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), before, rtol=1e-4, atol=1e-4)
+    assert bn.momentum == pytest.approx(0.9)  # restored
+
+
+def test_recalibration_averages_batch_statistics():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.BatchNormalization(momentum=0.5)])
+    batches = [np.array([[0.0, 1.0], [2.0, 3.0]], "float32"), np.array([[4.0, 5.0], [6.0, 7.0]], "float32")]
+    data = tf.data.Dataset.from_tensor_slices((np.stack(batches), np.zeros((2, 2), "float32")))
+    recalibrate_batch_norm(model, data, 2)
+    bn = model.layers[0]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(bn.moving_variance.numpy(), [1.0, 1.0])  # each batch's variance is 1
