@@ -13,7 +13,9 @@ this script skip what has run (pass --overwrite to train again) and a report can
 Where the recipe's epochs do not fit in --minutes on this machine (measured: a short timed run of
 the preset first), the run is the longest that does; its schedule is sized to that length (a
 cosine recipe decays over the shorter run), and the table gives the measured estimate of the full
-recipe's time.
+recipe's time. Minutes are the first epoch plus the median epoch times the others (so an epoch
+slowed by other work on the machine does not count); the runs' own epoch times are in their
+history.csv.
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ def table(storage_dir: Path, minutes: float) -> list[str]:
             preset, ours = ua["baseline"], ua["test_accuracy"]
             pub = PUBLISHED.get(preset)
             recipe_epochs = PRESETS[preset].recipe.epochs
-            mins = sum(ua["epoch_seconds"]) / 60
+            # minutes from the median epoch: robust to an epoch slowed by other work on the machine
             steady = ua["epoch_seconds"][1:] or ua["epoch_seconds"]  # the first epoch also traces the graph
+            mins = (ua["epoch_seconds"][0] + float(np.median(steady)) * (ua["epochs_run"] - 1)) / 60
             full = float(np.median(steady)) * recipe_epochs / 60 if ua["epochs_run"] < recipe_epochs else None
             rows.append(
                 f"| {preset} | {'CIFAR-10 (JPEG archive)' if dataset == 'folder' else 'Fashion-MNIST'} | "

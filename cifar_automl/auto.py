@@ -207,7 +207,8 @@ def run_auto(
         return outcome
     study = search.study
     rs = RetrainSettings(study_name=study.study_name, storage=settings.storage, studies_dir=settings.studies_dir,
-                         seed=settings.seed, cache_dir=settings.cache_dir, overwrite=overwrite, progress=progress)
+                         seed=settings.seed, cache_dir=settings.cache_dir, overwrite=overwrite, progress=progress,
+                         mixed_precision=settings.mixed_precision)
     splits, ss = load_study_data(study, rs)
     left = start + plan.total - plan.reserve - time.time()
     choice = choose_retrain(

@@ -26,7 +26,7 @@ import optuna_dashboard
 from . import __version__
 from .auto import AUTO_TRIALS, SEARCH_SHARE, parse_duration, run_auto
 from .config import TrialConfig
-from .errors import UserError
+from .errors import SearchError, UserError
 from .models import PRESETS, build_model, build_preset, get_preset
 from .report import format_table, leaderboard, trials_frame, write_report
 from .report.tables import TERMINAL_COLUMNS
@@ -43,7 +43,8 @@ from .results import (
     retrain_dir,
     run_baseline,
 )
-from .results.bundle import EXPORT_DIR
+from .results.bundle import model_name
+from .results.export import export_path
 from .search import (
     TIMEOUT_REACHED,
     SearchOutcome,
@@ -52,10 +53,11 @@ from .search import (
     run_search,
 )
 from .search.space import builtin_space_dir, list_spaces, load_space
-from .study import default_storage_url, load_existing_study, open_storage
+from .study import default_storage_url, load_existing_study, open_storage, redact
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,7 +154,7 @@ class Search(Command):
 
     @staticmethod
     def reporter(args: argparse.Namespace, settings: SearchSettings) -> SearchReporter:
-        return SearchReporter(quiet=args.quiet, open_ended=settings.trials >= AUTO_TRIALS)
+        return SearchReporter(quiet=args.quiet, open_ended=settings.trials >= AUTO_TRIALS, debug=args.debug)
 
     @staticmethod
     def finished(args: argparse.Namespace, settings: SearchSettings, outcome: SearchOutcome,
@@ -163,20 +165,21 @@ class Search(Command):
         """
         study = outcome.study
         print(format_table(leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)))
-        resume = "cifar-automl " + shlex.join(args.argv)
+        resume = "cifar-automl " + shlex.join(redact(a) for a in args.argv)
+        where = redact(outcome.storage_url)
         if budgeted and not outcome.interrupted and outcome.stopped_reason == TIMEOUT_REACHED:
             _say(f"study '{study.study_name}': the search's share of the budget is spent: {outcome.finished} "
-                 f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}")
+                 f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
             return 0
         _say(f"study '{study.study_name}': {outcome.finished}/{settings.trials} finished trials "
-             f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {outcome.storage_url}")
+             f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
         if outcome.interrupted:
             _say(f"interrupted: the study is saved; resume with: {resume}")
             return EXIT_INTERRUPTED
         if outcome.stopped_reason:
             _say(f"stopped early: {outcome.stopped_reason}; resume with: {resume}")
             return 1 if "failed" in outcome.stopped_reason else 0
-        _say(f"watch it live: optuna-dashboard {outcome.storage_url}")
+        _say(f"watch it live: optuna-dashboard {where}")
         return 0
 
 
@@ -255,7 +258,7 @@ class Export(Command):
         p.add_argument("--trial", type=int, help="retrained trial (default: the best retrained one)")
         p.add_argument("--model", help="a .keras file to export instead of a study's retrained model")
         p.add_argument("--format", nargs="+", choices=list(FORMATS), default=["keras"], help="(default: keras)")
-        p.add_argument("--out", help="output path (one format) or folder (default: <retrain dir>/export/)")
+        p.add_argument("--out", help="output path (one format), or a folder to write into (default: <retrain dir>/export/)")
         p.add_argument("--overwrite", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -269,8 +272,7 @@ class Export(Command):
             if not model_path.is_file():
                 raise UserError(f"trial {trial} has not been retrained (no {model_path}): run cifar-automl retrain first")
         for fmt in args.format:
-            out = Path(args.out) if args.out and len(args.format) == 1 else (
-                Path(args.out or model_path.parent / EXPORT_DIR) / f"model{FORMATS[fmt].suffix}")
+            out = export_path(model_path, fmt, args.out, len(args.format))
             print(f"{fmt}: {export_model(model_path, fmt, out, overwrite=args.overwrite)}")
         return 0
 
@@ -362,7 +364,7 @@ class Summary(Command):
             data = study.user_attrs.get("data", {})
             cfg = TrialConfig.from_dict(trial.user_attrs["config"])
             model = build_model(cfg.arch, data.get("image_shape", (32, 32, 3)), data.get("num_classes", args.classes),
-                                name=f"{args.study_name}_trial{trial.number}")
+                                name=model_name(args.study_name, trial.number))
         else:
             raise UserError("pass --model PRESET, or --study-name NAME --trial N")
         model.summary()
@@ -374,7 +376,9 @@ class Dashboard(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         _add_study_args(p, required=False)
-        p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to serve other machines)")
+        p.add_argument("--host", default="127.0.0.1",
+                       help="(default: %(default)s; from another machine, forward the port over SSH rather than "
+                            "serving on 0.0.0.0: the dashboard has no login and can delete studies)")
         p.add_argument("--port", type=int, default=8080, help="(default: %(default)s)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -393,7 +397,12 @@ class Dashboard(Command):
         elif url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
             raise UserError(f"no study database at {url.removeprefix('sqlite:///')}")
         storage = open_storage(url)
-        print(f"optuna-dashboard on {url}: http://{args.host}:{args.port}/dashboard/ (Ctrl-C to stop)", flush=True)
+        if args.host not in LOOPBACK:
+            _say(f"warning: optuna-dashboard has no login, and anyone who reaches {args.host}:{args.port} can "
+                 f"delete or rename studies; safer: serve on 127.0.0.1 and forward the port with "
+                 f"ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST")
+        print(f"optuna-dashboard on {redact(url)}: http://{args.host}:{args.port}/dashboard/ (Ctrl-C to stop)",
+              flush=True)
         try:
             optuna_dashboard.run_server(storage, host=args.host, port=args.port)
         except OSError as e:
@@ -430,6 +439,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"cifar-automl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except SearchError as e:
+        print(f"cifar-automl: error: {e}", file=sys.stderr)
+        if args.debug and e.details:
+            print(e.details, file=sys.stderr, end="")
+        return 1
     except KeyboardInterrupt:
         print("cifar-automl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

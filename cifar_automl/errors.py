@@ -15,3 +15,12 @@ class SpaceError(UserError):
 
 class StudyError(UserError):
     """A study storage that cannot be opened, or a study that does not match the request."""
+
+
+class SearchError(Exception):
+    """A search that cannot go on (a worker stopped on an error, the storage went away): the CLI says
+    it in one line, with exit code 1; `details` (a worker's traceback) is shown with --debug."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details

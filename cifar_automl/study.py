@@ -11,6 +11,7 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
@@ -27,7 +28,19 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # --trials: it is failed before it samples anything (search.loop), and reports leave it out
 SURPLUS = "surplus: --trials already reached by other workers"
 INTERRUPTED = "interrupted"  # fail_reason of a trial cut short by Ctrl-C or SIGTERM (re-run on resume)
-IDENTITY_FLAGS = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs"}
+# fail_reason of a queued trial that repeats one queued before it (two commands queued the same
+# configuration at once): it is failed before it samples anything, and reports leave it out
+DUPLICATE = "duplicate: the same configuration was queued by another command"
+IDENTITY_FLAGS = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs", "seed": "--seed",
+                  "data_fingerprint": "--dataset/--data-dir/--subset/--val-fraction"}
+
+
+def check_study_name(name: str) -> str:
+    """A study name is also a folder name (studies/<name>/retrain, .../report): no path separators,
+    and not a name of the folder itself or its parent."""
+    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
+        raise StudyError(f"study name {name!r} cannot be a folder name: leave out / and \\")
+    return name
 
 
 def default_storage_url(studies_dir: str | os.PathLike, study_name: str) -> str:
@@ -39,11 +52,10 @@ def is_journal(url: str) -> bool:
     return url.startswith("journal:") or url.endswith((".log", ".jsonl"))
 
 
-def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
-    """Open an Optuna storage, with heartbeats on databases so trials of dead workers get retried.
-
-    `*.log` paths or `journal:PATH` give Optuna's journal file storage (many processes, no server).
-    """
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage: an RDB URL (SQLite in write-ahead-log mode, PostgreSQL, MySQL), or a
+    `*.log` path or `journal:PATH` for Optuna's journal file storage (many processes, no server).
+    Trials of dead workers are found by the search itself (`search.liveness`), on every storage."""
     if is_journal(url):
         path = Path(url.removeprefix("journal:"))
         if not path.parent.is_dir():
@@ -62,9 +74,6 @@ def open_storage(url: str, heartbeat: int = 30) -> optuna.storages.BaseStorage:
                 url,
                 # SQLite: wait for a lock held by another process (worker, dashboard) instead of failing
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,
-                heartbeat_interval=heartbeat,  # seconds between a running trial's heartbeats
-                grace_period=3 * heartbeat,  # a RUNNING trial silent this long is failed and re-queued
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
         if sqlite:  # write-ahead log: readers (dashboard, report) never block the workers' writes
             with storage.engine.connect() as conn:
@@ -93,14 +102,25 @@ def _check_writable_dir(directory: Path) -> None:
         raise StudyError(f"studies directory {directory} is not writable: pass --studies-dir or --storage")
 
 
+SECRET_PARAMS = ("password", "passwd", "pwd", "pass", "secret", "token", "sslpassword")
+
+
 def redact(url: str) -> str:
-    """Hide a password in a database URL."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    """A storage URL fit to print: the password of `user:password@host` and the values of query
+    parameters such as `?password=` are replaced by ***."""
+    if "://" not in url or ("@" not in url and "?" not in url):
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        netloc = f"{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else netloc
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_PARAMS else f"{key}={value}" if value or "=" in pair else key
+        for pair in parts.query.split("&") if pair
+        for key, _, value in [pair.partition("=")]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def open_study(
@@ -113,6 +133,7 @@ def open_study(
 ) -> optuna.Study:
     """Create the study, or load it after checking it was made with the same `identity` (space, data,
     epochs: what makes its trials comparable)."""
+    check_study_name(study_name)
     try:
         existing = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
@@ -126,7 +147,7 @@ def open_study(
                 f"study '{study_name}' in {redact(storage_url)} was not made by cifar-automl: pass another --study-name"
             )
         for key, value in identity.items():
-            if stored.get(key) != value:
+            if key in stored and stored[key] != value:  # (keys a study from an older version lacks are not checked)
                 flag = IDENTITY_FLAGS.get(key, "--dataset/--subset/--val-fraction")
                 raise StudyError(
                     f"study '{study_name}' was created with {key}={stored.get(key)!r}, not {value!r}: "
@@ -146,6 +167,7 @@ def load_existing_study(
     study_name: str, storage: str | None = None, studies_dir: str | os.PathLike = "studies"
 ) -> tuple[optuna.Study, str]:
     """Open an existing study for reading (retrain, export, report); never creates one."""
+    check_study_name(study_name)
     url = storage or default_storage_url(studies_dir, study_name)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise StudyError(f"no study database at {url.removeprefix('sqlite:///')}: run `cifar-automl search` first or pass --storage")

@@ -95,8 +95,13 @@ def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsy
 
 
 @TIMED
-@pytest.mark.parametrize("per_process", ["10", "0"])  # trials in worker processes, or in the main one
-def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_tree, per_process):
+@pytest.mark.parametrize("stop, per_process", [
+    (signal.SIGINT, "10"),  # Ctrl-C, trials in worker processes
+    (signal.SIGINT, "0"),  # Ctrl-C, trials in the main process
+    (signal.SIGTERM, "10"),  # a scheduler's pre-emption: handled as Ctrl-C
+    (signal.SIGKILL, "0"),  # kill -9 of the main process: no chance to mark anything
+], ids=["ctrl-c-workers", "ctrl-c-in-process", "sigterm", "kill-9"])
+def test_a_stopped_search_resumes_and_finishes_only_the_remaining_trials(tmp_path, image_tree, stop, per_process):
     studies = tmp_path / "studies"
     cmd = [sys.executable, "-m", "cifar_automl",
            *_search_args(image_tree, studies, "--trials", "4", "--epochs", "3", "--trials-per-process", per_process)]
@@ -104,16 +109,19 @@ def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_t
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     db = studies / "tiny.db"
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:  # wait for one finished trial
+    while time.time() < deadline and proc.poll() is None:  # wait for one finished trial and one running
         if db.exists() and _count(db, "COMPLETE", "PRUNED") >= 1 and _count(db, "RUNNING") == 1:
             break
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "resume with: cifar-automl search" in err and "Traceback" not in err
-    assert _count(db, "RUNNING") == 0
+    if stop == signal.SIGKILL:
+        assert proc.returncode == -9 and _count(db, "RUNNING") == 1  # left RUNNING: nobody could mark it
+    else:
+        assert proc.returncode == 130, err
+        assert "resume with: cifar-automl search" in err and "Traceback" not in err
+        assert _count(db, "RUNNING") == 0
     done_before = _count(db, "COMPLETE", "PRUNED")
     assert 1 <= done_before < 4
 
@@ -121,8 +129,13 @@ def test_ctrl_c_then_resume_finishes_only_the_remaining_trials(tmp_path, image_t
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
-    assert len(finished) == 4
+    assert len(finished) == 4 and not [t for t in study.trials if t.state.name == "RUNNING"]
     assert f"({4 - done_before} run now" in again.stderr
+    cut = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(cut) == 1  # the trial the stop cut short, re-run with its parameters
+    assert [t.params for t in study.trials if t.number > cut[0].number].count(cut[0].params) == 1
+    if stop == signal.SIGKILL:
+        assert "its worker process" in cut[0].user_attrs["fail_reason"] and "gone" in again.stderr
 
 
 def _count(db: Path, *states: str) -> int:
@@ -192,3 +205,32 @@ def test_real_cifar10_search_retrain_report(tmp_path, capsys):
     assert _run(["retrain", "--study-name", "residual", "--epochs", "2", "--quiet", *common]) == 0
     assert _run(["report", "--study-name", "residual", *common]) == 0
     assert (studies / "residual" / "report" / "index.html").is_file()
+
+
+def test_the_resume_line_and_the_dashboard_banner_hide_passwords_and_a_public_dashboard_is_warned_of(
+        tmp_path, capsys, monkeypatch):
+    import argparse
+    from types import SimpleNamespace
+
+    import optuna_dashboard
+
+    from cifar_automl import cli
+    from cifar_automl.search import SearchSettings
+
+    study = optuna.create_study(study_name="s")
+    outcome = SimpleNamespace(study=study, interrupted=True, stopped_reason=None, finished=0, ran=0, seconds=1.0,
+                              storage_url="postgresql://bob:s3cret@db/automl")
+    argv = ["search", "--storage", "postgresql://bob:s3cret@db/automl?password=s3cret"]
+    code = cli.Search.finished(argparse.Namespace(argv=argv, top=5), SearchSettings(), outcome)
+    err = capsys.readouterr().err
+    assert code == 130 and "s3cret" not in err and "resume with: cifar-automl search --storage" in err
+
+    served = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, host, port: served.append(host))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0"]) == 0
+    assert served == ["0.0.0.0"]
+    err = capsys.readouterr().err
+    assert "warning: optuna-dashboard has no login" in err and "ssh -L 8080:127.0.0.1:8080" in err
+    assert main(["dashboard", "--storage", url]) == 0 and "warning" not in capsys.readouterr().err

@@ -30,7 +30,12 @@ def fingerprint(path: Path) -> list[int]:
     if not path.is_dir():
         return [st.st_size, st.st_mtime_ns]
     count, total, newest = 0, 0, st.st_mtime_ns
-    for dirpath, dirnames, filenames in os.walk(path):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):  # as images.walk_images reads it
+        if os.path.realpath(dirpath) in seen:
+            dirnames[:] = []
+            continue
+        seen.add(os.path.realpath(dirpath))
         for entry, is_file in [(d, False) for d in dirnames] + [(f, True) for f in filenames]:
             try:
                 est = os.stat(os.path.join(dirpath, entry))

@@ -58,9 +58,16 @@ def member_parts(name: str) -> tuple[str, ...]:
 
 
 def walk_images(root: Path) -> list[tuple[str, ...]]:
-    """Relative paths (as part tuples) of the image files under root, hidden entries skipped."""
+    """Relative paths (as part tuples) of the image files under root, hidden entries skipped. Links to
+    folders are followed (a shared copy of train/ or test/ linked in), each folder read once."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link back up the tree, or two links to one folder
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIP_NAMES]
         rel = Path(dirpath).relative_to(root).parts
         found.extend(rel + (f,) for f in filenames if is_image(rel + (f,)))
@@ -98,6 +105,18 @@ def find_layout(files: Iterable[tuple[str, ...]]) -> Layout | None:
         base += (next(iter(children)),)
 
 
+def printable_names(folders: tuple[str, ...]) -> tuple[str, ...]:
+    """Class names from folder names as text: a name whose bytes are not UTF-8 (Python keeps them as
+    surrogates) gets U+FFFD for them, so that it can be written in JSON, CSV and HTML."""
+    names: list[str] = []
+    for folder in folders:
+        name = folder.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        while name in names:  # two folders that differ only in their undecodable bytes
+            name += "'"
+        names.append(name)
+    return tuple(names)
+
+
 def read_image_archive(path: Path) -> dict[tuple[str, ...], bytes]:
     """Bytes of every image member of a tar archive, read in one streaming pass."""
     blobs: dict[tuple[str, ...], bytes] = {}
@@ -130,18 +149,19 @@ def load_image_tree(name: str, path: Path, size: tuple[int, int] | None) -> Data
             f"no images found in {path}: expected ROOT/train/<class>/*.jpg (optional ROOT/test/<class>/), "
             "ROOT/<class>/*.jpg, or a .tar.gz of such a tree"
         )
-    class_names = tuple(layout["train"])
+    folders = tuple(layout["train"])
+    class_names = printable_names(folders)
     if len(class_names) < 2:
         raise DataError(f"{path} has images for only {len(class_names)} class folder(s): pass at least 2 classes")
-    if "test" in layout and tuple(layout["test"]) != class_names:
+    if "test" in layout and tuple(layout["test"]) != folders:
         raise DataError(
-            f"{path}: test classes {sorted(layout['test'])} differ from train classes {list(class_names)}; "
-            "give train/ and test/ the same class folders"
+            f"{path}: test classes {list(printable_names(tuple(layout['test'])))} differ from train classes "
+            f"{list(class_names)}; give train/ and test/ the same class folders"
         )
     items: list[tuple[str, int, tuple[str, ...]]] = [
         (split, label, parts)
         for split, by_class in layout.items()
-        for label, cls in enumerate(class_names)
+        for label, cls in enumerate(folders)
         for parts in by_class[cls]
     ]
     refs: list[ImageRef] = [path.joinpath(*p) if blobs is None else blobs[p] for _, _, p in items]

@@ -49,12 +49,14 @@ def make_splits(
     subset: float | int | None = None,
     seed: int = 0,
     test_fraction: float = 0.2,
+    max_images: int | None = None,
 ) -> Splits:
     """Split a Dataset into train/val/test, stratified by class and deterministic.
 
     1. test: the official test split if there is one, else a stratified `test_fraction` carved with a
        fixed seed (independent of seed, subset and val_fraction);
-    2. subset of the rest: None/1.0 = all, a float in (0, 1] = fraction, an int >= #classes = number
+    2. subset of the rest: None/1.0 = all (at most `max_images`, when given), a float in (0, 1] = fraction,
+       an int >= #classes = number
        of train+val images;
     3. validation: a stratified `val_fraction` of what is left. Steps 2 and 3 use `seed`.
     """
@@ -73,6 +75,8 @@ def make_splits(
         test_source = "carved"
 
     rng = np.random.default_rng(seed)
+    if subset is None and max_images is not None and max_images < len(pool):
+        subset = max_images
     pool = _subset(y, pool, subset, n_classes, rng)
     val_idx, train_idx = _stratified_take(y, pool, _fraction_counts(y[pool], val_fraction, n_classes), rng)
     if len(train_idx) == 0 or len(val_idx) == 0:

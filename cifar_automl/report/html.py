@@ -170,18 +170,20 @@ def retrained_section(r: Bundle | None) -> Section:
     names = r.class_names
     if "misclassified" in r.samples and len(r.samples["misclassified"]):
         s = r.samples
-        captions = [f"true {names[t]}<br>pred {names[p]}" for t, p in zip(s["misclassified_true"], s["misclassified_pred"])]
+        captions = [f"true {html.escape(names[t])}<br>pred {html.escape(names[p])}"
+                    for t, p in zip(s["misclassified_true"], s["misclassified_pred"])]
         parts.append("<h3>Misclassified test images</h3>" + image_grid(s["misclassified"], captions))
     if "per_class" in r.samples:
         s = r.samples
         parts.append("<h3>Test images per class</h3>"
-                     + image_grid(s["per_class"], [names[c] for c in s["per_class_label"]]))
+                     + image_grid(s["per_class"], [html.escape(names[c]) for c in s["per_class_label"]]))
     return Section(title, f"Trial {r.trial} retrained on all training data and evaluated once on the "
                    f"held-out test split ({r.path}).", parts)
 
 
 def image_grid(images: np.ndarray, captions: list[str], scale: int = 3) -> str:
-    """Images as inline PNGs (no network, no plotly), enlarged with crisp pixels."""
+    """Images as inline PNGs (no network, no plotly), enlarged with crisp pixels. `captions` are HTML:
+    escape what comes from the user (class names) before."""
     cells = []
     for img, caption in zip(images, captions):
         arr = img[..., 0] if img.shape[-1] == 1 else img

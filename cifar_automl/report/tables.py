@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 
 from ..results import reference_trials, retrain_summaries
-from ..study import SURPLUS
+from ..study import DUPLICATE, SURPLUS
 
 LEADERBOARD_COLUMNS = [
     "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
@@ -34,8 +34,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        if ua.get("fail_reason") == SURPLUS:
-            continue  # started beside others that filled --trials; it ran nothing
+        if ua.get("fail_reason") in (SURPLUS, DUPLICATE):
+            continue  # taken beside others that filled --trials, or queued twice: it ran nothing
         cfg = ua.get("config", {})
         secs = ua.get("epoch_seconds", [])
         row: dict[str, Any] = {

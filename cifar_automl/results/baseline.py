@@ -20,6 +20,7 @@ from ..config import option
 from ..data import dataset_names, load_dataset, make_splits
 from ..errors import UserError
 from ..models import build_preset, get_preset
+from ..runtime import configure_devices
 from ..study import default_storage_url, load_existing_study, open_storage
 from .bundle import describe
 from .retrain import train_test_save
@@ -36,6 +37,7 @@ class BaselineSettings:
     epochs: int | None = option(None, "override the recipe's epochs (CPU budgets)")
     seed: int = option(0, "(default: %(default)s)")
     overwrite: bool = option(False, "train the preset again, replacing its earlier run")
+    mixed_precision: bool = option(False, "float16 compute on a GPU (bfloat16 on a CPU)")
     progress: bool = option(True, "", cli=False)  # a progress bar over epochs (the CLI's --quiet turns it off)
     test_fraction: float = option(0.2, "", cli=False)  # carved test share, without --study-name
     dataset: str = option("cifar10", "data set, without --study-name (default: %(default)s)",
@@ -70,12 +72,13 @@ def run_baseline(settings: BaselineSettings) -> dict[str, Any]:
     out = Path(settings.studies_dir) / ref_name / preset.name
     if out.exists() and not settings.overwrite:
         raise UserError(f"{out} already exists: pass --overwrite to train {preset.name} again")
-    epochs = settings.epochs or preset.recipe.epochs
+    epochs = preset.recipe.epochs if settings.epochs is None else settings.epochs
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {epochs}")
     recipe = dataclasses.replace(preset.recipe, epochs=epochs)
 
     ds = load_dataset(dataset, data_dir=data_dir, image_size=image_size, cache_dir=settings.cache_dir)
+    configure_devices(settings.mixed_precision)
     splits = make_splits(ds, val_fraction=preset.val_fraction, subset=None, seed=settings.seed,
                          test_fraction=test_fraction)
     keras.utils.set_random_seed(settings.seed)

@@ -15,10 +15,13 @@ the report) goes through here, so its layout is agreed in one place.
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -26,6 +29,7 @@ import pandas as pd
 
 from .. import __version__
 from ..data import Splits
+from ..errors import UserError
 from ..training import Evaluation, FitResult
 
 MODEL_FILE = "model.keras"
@@ -44,6 +48,12 @@ RETRAIN_ATTR = "retrain:"  # study user attribute `retrain:<trial>`: the summary
 
 def retrain_dir(studies_dir: str | Path, study_name: str, trial: int) -> Path:
     return Path(studies_dir) / study_name / "retrain" / str(trial)
+
+
+def model_name(study_name: str, trial: int) -> str:
+    """The Keras name of a trial's model: the study's name with what TensorFlow refuses in a name
+    scope (anything but letters, digits, _ . -) replaced by _."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{study_name}_trial{trial}").lstrip("_-") or f"trial{trial}"
 
 
 def describe(
@@ -73,6 +83,36 @@ def describe(
     return info
 
 
+REQUIRED = (MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CONFUSION_FILE, CARD_FILE)
+
+
+def is_complete(path: Path) -> bool:
+    """Whether `path` holds a whole bundle (a folder cut short by a crash does not)."""
+    return all((path / name).is_file() for name in REQUIRED)
+
+
+def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """`write(folder)` into a new folder beside `out`, then put it in `out`'s place in one rename (an
+    earlier bundle at `out` is kept until then, and removed after). A crash leaves either the old
+    bundle or the new one at `out`, never half of one; its partial folder is hidden (.name.partial-*)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    partial = out.parent / f".{out.name}.partial-{tag}"
+    partial.mkdir()
+    try:
+        write(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{tag}"
+        out.rename(old)
+        partial.rename(out)
+        shutil.rmtree(old)
+    else:
+        partial.rename(out)
+
+
 def write_bundle(
     out: Path,
     model: Any,
@@ -82,7 +122,7 @@ def write_bundle(
     metrics: dict[str, Any],
     splits: Splits,
 ) -> None:
-    """The model and everything about it, into the folder `out` (which must exist and be empty)."""
+    """The model and everything about it, into the folder `out` (see `write_atomically`)."""
     names = info["class_names"]
     model.save(out / MODEL_FILE)
     (out / CONFIG_FILE).write_text(json.dumps(info, indent=2))
@@ -131,9 +171,9 @@ class Bundle:
 
 
 def load_bundle(path: str | Path, trial: int) -> Bundle | None:
-    """The folder's contents, or None when it holds no finished retrain."""
+    """The folder's contents, or None when it holds no whole bundle."""
     path = Path(path)
-    if not (path / METRICS_FILE).is_file():
+    if not is_complete(path):
         return None
     metrics = json.loads((path / METRICS_FILE).read_text())
     info = json.loads((path / CONFIG_FILE).read_text())
@@ -162,6 +202,22 @@ def class_names_for(model_path: Path) -> list[str] | None:
     if labels.is_file():
         return [line for line in labels.read_text().splitlines() if line]
     return None
+
+
+def classifier_shape(model: Any, path: Path | str) -> tuple[int, int, int, int]:
+    """(height, width, channels, classes) of a model this tool can feed and read: one image input
+    (N, H, W, C) of a fixed size with 1 or 3 channels, one output of class scores (N, classes). Any
+    other model (a foreign one) gets one clear error."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UserError(f"{path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                        "an image classifier has one of each")
+    shape, out = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if len(shape) != 4 or any(d is None for d in shape[1:]) or shape[3] not in (1, 3):
+        raise UserError(f"{path}: input shape {shape} is not an image of a fixed size with 1 or 3 channels "
+                        "(batch, height, width, channels)")
+    if len(out) != 2 or out[1] is None:
+        raise UserError(f"{path}: output shape {out} is not one score per class (batch, classes)")
+    return int(shape[1]), int(shape[2]), int(shape[3]), int(out[1])
 
 
 def retrain_summaries(study: optuna.Study) -> dict[int, dict[str, Any]]:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from ..errors import UserError
-from .bundle import LABELS_FILE, class_names_for
+from .bundle import EXPORT_DIR, LABELS_FILE, class_names_for, classifier_shape
 
 Writer = Callable[[keras.Model, Path, Path], None]  # (loaded model, its .keras file, where to write)
 
@@ -73,8 +73,28 @@ def _onnx(model: keras.Model, model_path: Path, out: Path) -> None:
     _check_onnx(out, model)
 
 
+def export_path(model_path: Path, fmt: str, out: str | Path | None, formats: int = 1) -> Path:
+    """Where `export` writes format `fmt`: `out` itself for one format, unless `out` is an existing
+    folder (then inside it, as it is for several formats); by default `<model's folder>/export/`.
+    A SavedModel folder given as `out` is the SavedModel itself."""
+    name = f"model{FORMATS[fmt].suffix}"
+    if out is None:
+        return model_path.parent / EXPORT_DIR / name
+    out = Path(out)
+    if out.is_dir() and not (fmt == "savedmodel" and _is_savedmodel(out)):
+        return out / name
+    return out if formats == 1 else out / name
+
+
+def _is_savedmodel(path: Path) -> bool:
+    return (path / "saved_model.pb").is_file()
+
+
 def export_model(model_path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
-    """Convert the `.keras` file at `model_path` to `fmt` at `out`; returns the written path."""
+    """Convert the `.keras` file at `model_path` to `fmt` at `out`; returns the written path.
+
+    An existing `out` is replaced only with `overwrite`, and only when it is an export of this
+    format (a file; a SavedModel folder): nothing else is ever deleted."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
     spec = FORMATS[fmt]
@@ -84,13 +104,17 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, overwrite: b
     if out.exists():
         if not overwrite:
             raise UserError(f"{out} already exists: pass --overwrite to replace it")
+        ours = _is_savedmodel(out) if spec.suffix == "" else (out.is_file() and out.suffix == spec.suffix)
+        if not ours:
+            raise UserError(f"{out} is not a {fmt} export: refusing to replace it (pass another --out)")
     if spec.requires and importlib.util.find_spec(spec.requires) is None:
         raise UserError(spec.missing)
     try:
         model = keras.saving.load_model(model_path)
     except Exception as e:  # a truncated or foreign file
         raise UserError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
-    model(np.zeros((1, *model.input_shape[1:]), np.float32))  # exporters trace a model that has run
+    height, width, channels, _ = classifier_shape(model, model_path)
+    model(np.zeros((1, height, width, channels), np.float32))  # exporters trace a model that has run
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial{out.suffix}")  # converters check the suffix
     _remove(tmp)

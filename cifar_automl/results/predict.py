@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..data import IMAGE_EXTENSIONS
 from ..errors import UserError
-from .bundle import MODEL_FILE, class_names_for
+from .bundle import MODEL_FILE, class_names_for, classifier_shape
 
 
 @dataclass
@@ -49,6 +49,8 @@ def load_image(path: Path, height: int, width: int, channels: int) -> np.ndarray
             arr = np.asarray(im, dtype=np.float32)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as e:  # a huge image (a decompression bomb): this file only
+        raise UserError(f"{path}: refused, too large ({str(e).splitlines()[0][:120]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]})") from None
     return arr[..., None] if channels == 1 else arr
@@ -65,17 +67,27 @@ def load_classifier(model_path: str | Path):
         model = keras.saving.load_model(path)
     except Exception as e:
         raise UserError(f"cannot load model {path}: {str(e).splitlines()[0][:200]}") from None
-    n = int(model.output.shape[-1])
+    *_, n = classifier_shape(model, path)
     names = class_names_for(path) or [f"class_{i}" for i in range(n)]
     if len(names) != n:
         raise UserError(f"{path}: {len(names)} class names beside the model, but it predicts {n} classes")
     return model, names
 
 
+def as_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Class probabilities from a model's outputs: as they are when each row is a distribution (this
+    tool's models end in a softmax), else the softmax of them (a foreign model that outputs logits)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.min() >= -1e-6 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def predict_files(model_path: str | Path, inputs: Iterable[str], top_k: int = 3) -> list[Prediction]:
     """The top-k classes of every image in `inputs` (files or folders); unreadable ones carry an error."""
     model, names = load_classifier(model_path)
-    _, height, width, channels = model.input_shape
+    height, width, channels, _ = classifier_shape(model, model_path)
     results: list[Prediction] = []
     images: list[np.ndarray] = []
     for path in expand_inputs(inputs):
@@ -84,7 +96,7 @@ def predict_files(model_path: str | Path, inputs: Iterable[str], top_k: int = 3)
             results.append(Prediction(str(path)))
         except UserError as e:
             results.append(Prediction(str(path), error=str(e)))
-    probs = iter(model.predict(np.stack(images), verbose=0) if images else [])
+    probs = iter(as_probabilities(model.predict(np.stack(images), verbose=0)) if images else [])
     k = max(1, min(top_k, len(names)))
     for pred in results:
         if pred.error is None:

@@ -9,7 +9,6 @@ summary goes back into the study as the user attribute `retrain:<trial>`.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..config import TrialConfig, option
 from ..data import Splits, channel_stats, load_dataset, make_splits
 from ..errors import StudyError, UserError
 from ..models import build_model
+from ..runtime import configure_devices
 from ..study import load_existing_study, search_settings_of
 from ..training import (
     TTA_MODES,
@@ -33,7 +33,14 @@ from ..training import (
     evaluate_model,
     fit,
 )
-from .bundle import RETRAIN_ATTR, describe, retrain_dir, write_bundle
+from .bundle import (
+    RETRAIN_ATTR,
+    describe,
+    model_name,
+    retrain_dir,
+    write_atomically,
+    write_bundle,
+)
 
 EPOCH_MULTIPLIER = 3  # retrain for this many times the search's epochs per trial
 
@@ -58,6 +65,7 @@ class RetrainSettings:
     tta: str = option("none", "average test predictions over mirrored (flip) and also 1-pixel-moved "
                       "(flip_translate) views (default: %(default)s)", choices=lambda: TTA_MODES)
     overwrite: bool = option(False, "replace an earlier retrain of the same trial")
+    mixed_precision: bool = option(False, "float16 compute on a GPU (bfloat16 on a CPU)")
     progress: bool = option(True, "", cli=False)  # a progress bar over epochs (the CLI's --quiet turns it off)
 
 
@@ -122,8 +130,9 @@ def retrain_trial(
     settings: RetrainSettings,
 ) -> RetrainResult:
     """Retrain one trial's configuration on `splits` and keep it (see the module docstring)."""
+    configure_devices(settings.mixed_precision)  # as the search trials ran: memory growth, dtype policy
     cfg = TrialConfig.from_dict(trial.user_attrs["config"])
-    epochs = settings.epochs or EPOCH_MULTIPLIER * int(search_settings["epochs"])
+    epochs = EPOCH_MULTIPLIER * int(search_settings["epochs"]) if settings.epochs is None else settings.epochs
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {epochs}")
     cfg = cfg.replace_train(epochs=epochs)  # the schedule stretches with the new length
@@ -138,7 +147,7 @@ def retrain_trial(
 
     keras.utils.set_random_seed(settings.seed)
     model = build_model(cfg.arch, x_train.shape[1:], len(splits.class_names), mean=mean, std=std,
-                        name=f"{study.study_name}_trial{trial.number}", sample=x_train)
+                        name=model_name(study.study_name, trial.number), sample=x_train)
     out = retrain_dir(settings.studies_dir, study.study_name, trial.number)
     info = describe(study=study.study_name, trial=trial.number, config=cfg.to_dict(), splits=splits, x_train=x_train,
                     seed=settings.seed, normalization={"mean": mean, "std": std},
@@ -174,7 +183,8 @@ def train_test_save(
     extra: dict[str, Any] | None = None,
 ) -> tuple[FitResult, Evaluation, dict[str, Any]]:
     """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
-    artifacts in `out` (replacing what is there). Shared by retraining and baselines."""
+    artifacts in `out` (replacing an earlier bundle there only once the new one is complete). Shared
+    by retraining and baselines."""
     callbacks: list[keras.callbacks.Callback] = []
     if patience is not None and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -196,8 +206,5 @@ def train_test_save(
         "train_minutes": train_seconds / 60,
         "params": int(model.count_params()),
     }
-    if out.exists():
-        shutil.rmtree(out)  # callers refuse an existing folder unless told to overwrite
-    out.mkdir(parents=True)
-    write_bundle(out, model, info, result, evaluation, metrics, splits)
+    write_atomically(out, lambda folder: write_bundle(folder, model, info, result, evaluation, metrics, splits))
     return result, evaluation, metrics

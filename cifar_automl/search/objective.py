@@ -8,12 +8,14 @@ import math
 import os
 import socket
 import time
+import traceback
 from typing import Any, Callable
 
 import keras
 import optuna
 import tensorflow as tf
 from optuna_integration.keras import KerasPruningCallback
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..data import Splits, channel_stats
@@ -34,7 +36,6 @@ class Objective:
         epochs: int,
         seed: int,
         on_epoch: Callable[[int, int, dict], None] | None = None,
-        on_start: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         deadline: float | None = None,
     ) -> None:
@@ -43,20 +44,23 @@ class Objective:
         self.epochs = epochs
         self.seed = seed
         self.on_epoch = on_epoch
-        self.on_start = on_start
         self.stop_requested = stop_requested
         self.deadline = deadline  # running trials are pruned at the first epoch end past it
-        self.training = False  # True while Keras is fitting (see _sigint_between_batches)
-        self.last_number: int | None = None
+        self.training = False  # True while Keras is fitting (see run._sigint_between_batches)
         self.mean, self.std = channel_stats(splits.x_train)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.last_number = trial.number
+        """Train the trial's configuration; its best validation accuracy, or NaN for a failed trial
+        (its `fail_reason` says why: NaN loss, out of memory, or any error of sampling or training,
+        whose traceback is kept in the user attribute `traceback`)."""
         if trial.user_attrs.get("fail_reason") is not None:  # a retry inherits its original's attrs
             trial.set_user_attr("fail_reason", None)
-        if self.on_start is not None:
-            self.on_start(trial.number)
-        cfg = self.space.sample(trial, self.epochs)
+        try:
+            cfg = self.space.sample(trial, self.epochs)
+        except Exception as e:
+            if _storage_error(e):
+                raise
+            return _failed(trial, e)
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("cifar_automl_version", __version__)
         trial.set_user_attr("normalization", {"mean": self.mean, "std": self.std})
@@ -96,6 +100,11 @@ class Objective:
             _record(trial, recorder)
             trial.set_user_attr("fail_reason", f"out of memory: {str(e).splitlines()[0][:200]}")
             return float("nan")
+        except Exception as e:  # a bug or a configuration the model cannot take: this trial fails, not the search
+            if _storage_error(e):
+                raise
+            _record(trial, recorder)
+            return _failed(trial, e)
         finally:
             self.training = False
             keras.backend.clear_session(free_memory=True)  # which collects garbage (once is enough)
@@ -105,6 +114,21 @@ class Objective:
             return float("nan")  # Optuna marks the trial FAIL; the search goes on
         best, _ = result.best(OBJECTIVE)
         return best
+
+
+def _storage_error(e: Exception) -> bool:
+    """Errors of the study's storage end the trial's run here: the storage is gone (every later trial
+    would meet it too), or another process has finished the trial meanwhile."""
+    return isinstance(e, (SQLAlchemyError, optuna.exceptions.StorageInternalError,
+                          optuna.exceptions.UpdateFinishedTrialError))
+
+
+def _failed(trial: optuna.Trial, e: Exception) -> float:
+    """Record why the trial failed (type and message) and the traceback; NaN tells Optuna FAIL."""
+    message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    trial.set_user_attr("fail_reason", f"{type(e).__name__}: {message}" if message else type(e).__name__)
+    trial.set_user_attr("traceback", "".join(traceback.format_exception(e))[-4000:])
+    return float("nan")
 
 
 def _interrupt_if(stop_requested: Callable[[], bool]) -> Callable[..., None]:
@@ -154,5 +178,3 @@ def _record(trial: optuna.Trial, recorder: EpochRecorder) -> FitResult:
             trial.set_user_attr("val_loss", r.history["val_loss"][epoch])
     return r
 
-
-# --------------------------------------------------------------------------- the loop

@@ -29,8 +29,10 @@ def header(space: SearchSpace, splits: Splits) -> str:
 class SearchReporter:
     """Progress bar over finished trials (best so far, ETA) and one line per trial."""
 
-    def __init__(self, quiet: bool = False, stream: Any = None, header: str = "", open_ended: bool = False) -> None:
+    def __init__(self, quiet: bool = False, stream: Any = None, header: str = "", open_ended: bool = False,
+                 debug: bool = False) -> None:
         self.quiet = quiet
+        self.debug = debug  # a failed trial's traceback is shown, not only its fail_reason
         self.open_ended = open_ended  # no trial target worth a bar (a time budget decides): count, no ETA
         self.header = header
         self._notes: set[str] = set()
@@ -66,6 +68,8 @@ class SearchReporter:
             self.bar.set_postfix_str(f"{self._best} | trial {number} epoch {epoch} val_acc {acc:.4f}")
 
     def trial(self, study: optuna.Study, t: optuna.trial.FrozenTrial | None) -> None:
+        if t is not None and self.debug and t.state == TrialState.FAIL and t.user_attrs.get("traceback"):
+            print(t.user_attrs["traceback"], file=self.stream, end="")
         if t is None or self.quiet:
             return
         self.bar.write(describe_trial(t), file=self.stream)
@@ -125,5 +129,4 @@ class ReporterEvents:
         elif event[0] == "device":
             self.reporter.note(event[1])
         elif event[0] == "wait":
-            self.reporter.note(f"waiting for {event[1]} trial(s) running in other workers (or left RUNNING by "
-                               "a worker that died: those fail after the heartbeat grace period and re-run)")
+            self.reporter.note(f"waiting for {event[1]} trial(s) running in other workers ({event[2]})")

@@ -7,10 +7,13 @@ Trials run in worker processes (`workers.py`), or in this process with `trials_p
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 import time
 from typing import Any, Callable
+
+import numpy as np
 
 from ..data import Splits, load_dataset, make_splits
 from ..runtime import configure_devices, on_signal
@@ -21,18 +24,21 @@ from ..study import (
     open_storage,
     open_study,
 )
-from .loop import trial_loop
+from .liveness import fail_stale
+from .loop import claim_lock, trial_loop
 from .objective import Objective
 from .progress import ReporterEvents, SearchReporter, header
-from .settings import SearchOutcome, SearchSettings
+from .settings import DEFAULT_MAX_IMAGES, SearchOutcome, SearchSettings
 from .space import SearchSpace, load_space
-from .strategies import fresh_seed, make_pruner, make_sampler
+from .strategies import make_pruner, make_sampler
 from .warmstart import queue_defaults, requeue_interrupted, warm_start
 from .workers import run_in_workers
 
 
-def study_identity(space: SearchSpace, splits: Splits, epochs: int) -> dict[str, Any]:
-    """What makes trials comparable: a study refuses to mix trials that differ in any of these."""
+def study_identity(space: SearchSpace, splits: Splits, epochs: int, seed: int) -> dict[str, Any]:
+    """What makes trials comparable: a study refuses to mix trials that differ in any of these (the
+    data's fingerprint is a hash of the training and validation images and labels the trials see:
+    another seed, subset or data set gives another one)."""
     info = splits.info
     return {
         "space": space.name,
@@ -42,7 +48,16 @@ def study_identity(space: SearchSpace, splits: Splits, epochs: int) -> dict[str,
         "n_train": info["n_train"],
         "n_val": info["n_val"],
         "epochs": epochs,
+        "seed": seed,
+        "data_fingerprint": data_fingerprint(splits),
     }
+
+
+def data_fingerprint(splits: Splits) -> str:
+    digest = hashlib.sha256()
+    for array in (splits.x_train, splits.y_train, splits.x_val, splits.y_val):
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:16]
 
 
 def prepare(settings: SearchSettings) -> tuple[SearchSpace, Splits]:
@@ -55,7 +70,7 @@ def prepare(settings: SearchSettings) -> tuple[SearchSpace, Splits]:
     )
     splits = make_splits(
         ds, val_fraction=settings.val_fraction, subset=settings.subset, seed=settings.seed,
-        test_fraction=settings.test_fraction,
+        test_fraction=settings.test_fraction, max_images=DEFAULT_MAX_IMAGES,
     )
     return space, splits
 
@@ -82,9 +97,9 @@ def run_search(
     space, splits = prepared or prepare(settings)
     study_name = settings.study_name or space.name
     storage_url = settings.storage or default_storage_url(settings.studies_dir, study_name)
-    storage = open_storage(storage_url, settings.heartbeat)
-    identity = study_identity(space, splits, settings.epochs)
-    sampler = make_sampler(settings.sampler, fresh_seed(settings.seed, storage, study_name))
+    storage = open_storage(storage_url)
+    identity = study_identity(space, splits, settings.epochs, settings.seed)
+    sampler = make_sampler(settings.sampler, settings.seed)
     pruner = make_pruner(settings.pruner, settings.epochs)
     study = open_study(storage, storage_url, study_name, identity, sampler, pruner)
     study.set_user_attr("data", splits.info)
@@ -94,6 +109,10 @@ def run_search(
     outcome = SearchOutcome(study=study, storage_url=storage_url, finished=count_finished(study), data=splits.info)
     if settings.trials_per_process == 0:
         outcome.notes.append(configure_devices(settings.mixed_precision))
+    stale = fail_stale(study, settings.heartbeat)
+    if stale:
+        outcome.notes.append(f"trial(s) {', '.join(map(str, stale))} were left RUNNING by a worker that is gone: "
+                             "failed and queued again")
     requeued = requeue_interrupted(study)
     if requeued:
         outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
@@ -108,24 +127,26 @@ def run_search(
     deadline = time.time() + settings.timeout if settings.timeout else None
     reporter.start(study, settings.trials, outcome.finished, outcome.notes, header(space, splits))
     forward = ReporterEvents(study, reporter)
-    with on_signal(signal.SIGTERM, _interrupt):  # SIGTERM (pre-emption, `kill`) is handled as Ctrl-C
-        try:
+    try:
+        with on_signal(signal.SIGTERM, _interrupt):  # SIGTERM (pre-emption, `kill`) is handled as Ctrl-C
             if settings.trials_per_process == 0:
                 stop = threading.Event()
                 objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
                                       deadline=deadline if settings.prune_at_timeout else None)
                 with _sigint_between_batches(stop, lambda: objective.training):
                     outcome.ran, outcome.stopped_reason = trial_loop(
-                        study, objective, settings.trials, deadline, None, forward
+                        study, objective, settings.trials, deadline, None, forward, heartbeat=settings.heartbeat,
+                        lock=claim_lock(storage_url),
                     )
             else:
                 run_in_workers(settings, space, splits, study, storage_url, deadline, forward, outcome)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        reporter.close()
+        checkpoint_sqlite(storage)
     outcome.finished = count_finished(study)
     outcome.seconds = time.monotonic() - start
-    checkpoint_sqlite(storage)
-    reporter.close()
     return outcome
 
 

@@ -57,6 +57,55 @@ _CHOICES = {
 }
 
 
+# the values a field can take at all, checked when a space is read (with file, line and key):
+# (low, high, the low end included, the high end included); None is unbounded
+_LIMITS: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
+    ("arch", "stages"): (1, None, True, False),
+    ("arch", "blocks_per_stage"): (1, None, True, False),
+    ("arch", "base_filters"): (1, None, True, False),
+    ("arch", "width_growth"): (0, None, False, False),
+    ("arch", "max_width"): (0, None, True, False),
+    ("arch", "stem_filters"): (0, None, True, False),
+    ("arch", "kernel_size"): (1, None, True, False),
+    ("arch", "conv_dropout"): (0, 1, True, False),
+    ("arch", "dense_units"): (0, None, True, False),
+    ("arch", "dense_dropout"): (0, 1, True, False),
+    ("arch", "logit_scale"): (0, None, False, False),
+    ("train", "learning_rate"): (0, None, False, False),
+    ("train", "weight_decay"): (0, None, True, False),
+    ("train", "momentum"): (0, 1, True, False),
+    ("train", "batch_size"): (1, None, True, False),
+    ("train", "warmup_fraction"): (0, 1, True, False),
+    ("train", "warmup_start"): (0, 1, False, True),
+    ("train", "final_lr_fraction"): (0, 1, True, True),
+    ("train", "label_smoothing"): (0, 1, True, False),
+    ("train", "weight_averaging"): (0, 1, True, False),
+    ("plain", "convs"): (1, None, True, False),
+    ("inception", "reduction"): (0, 1, False, True),
+}
+
+
+def _check_limits(param: Param, limits: tuple | None, path: str, fail: Any) -> None:
+    """One clear error for a value the field cannot take (a batch size of 0, a dropout of 1, ...)."""
+    if param.kind in ("int", "float") and param.step is not None:
+        if param.step <= 0:
+            raise fail(f"{path}.step", f"must be positive, not {param.step}")
+        if param.high > param.low and param.step > param.high - param.low:
+            raise fail(f"{path}.step", f"{param.step} is larger than the range {param.low}..{param.high}")
+    if limits is None:
+        return
+    low, high, low_in, high_in = limits
+    values = {"fixed": (param.value,), "categorical": param.choices}.get(param.kind, (param.low, param.high))
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if (low is not None and (v < low or (v == low and not low_in))) or (
+                high is not None and (v > high or (v == high and not high_in))):
+            lo = "(-inf" if low is None else f"{'[' if low_in else '('}{low}"
+            hi = "inf)" if high is None else f"{high}{']' if high_in else ')'}"
+            raise fail(path, f"{v} is out of range: must be in {lo}, {hi}")
+
+
 class TrialLike(Protocol):
     """What sampling needs from an Optuna trial (a `Trial`, `FixedTrial` or KerasTuner adapter)."""
 
@@ -277,6 +326,8 @@ def parse_space(text: str, source: str = "<string>", default_name: str = "custom
             _parse_param(f"{block}.{opt}", opt, spec, f"blocks.{block}.{opt}", fail, type(defaults[opt]))
             for opt, spec in opts.items()
         )
+        for param in blocks[block]:
+            _check_limits(param, _LIMITS.get((block, param.field)), f"blocks.{block}.{param.field}", fail)
     train = _parse_section(data.get("train") or {}, "train", fail)
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
@@ -310,6 +361,7 @@ def _parse_section(raw: Any, section: str, fail: Any) -> tuple[Param, ...]:
             raise fail(f"{section}.{key}", f"unknown field (known: {', '.join(sorted(fields))})")
         ftype = _field_pytype(fields[key])
         param = _parse_param(key, key, spec, f"{section}.{key}", fail, ftype)
+        _check_limits(param, _LIMITS.get((section, key)), f"{section}.{key}", fail)
         allowed = _CHOICES.get((section, key))
         values = (param.value,) if param.kind == "fixed" else param.choices
         if allowed is not None:

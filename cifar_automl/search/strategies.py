@@ -1,14 +1,22 @@
 """How a search chooses and stops trials: Optuna's samplers and pruners, by the names the CLI takes.
 
 Adding a sampler or a pruner is one function in `SAMPLERS` or `PRUNERS`.
+
+Seeds: a sampler's random draws (TPE's start-up trials, random search) are seeded per trial, from
+`--seed` and the trial's number (`PerTrialSeed`). Numbers are unique in a study, so workers and
+machines that start together sample different configurations, a resumed study does not replay its
+first trials, and the same command with the same seed draws the same configurations again.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
 
@@ -50,23 +58,59 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
 }
 
 
+# samplers whose draws follow a sequence of the study (QMC: the scrambled sequence's next point)
+# rather than a process's random state: one seed for the whole study, not one per trial
+STUDY_SEEDED = {"qmc"}
+
+
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name not in SAMPLERS:
         raise UserError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
-    return SAMPLERS[name](seed)
+    if name in STUDY_SEEDED:
+        return SAMPLERS[name](seed)
+    return PerTrialSeed(SAMPLERS[name], seed)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial `number` of a search seeded with `seed`."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class PerTrialSeed(optuna.samplers.BaseSampler):
+    """A sampler made afresh for every trial, seeded with `trial_seed(seed, trial.number)`.
+
+    The samplers here keep their model in the study (the trials, or the system attributes CMA-ES
+    writes), not in the object, so a fresh one per trial samples as the long-lived one would; only
+    its random state differs, and that now depends on the trial, not on the process."""
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._sampler = make(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler = self._make(trial_seed(self._seed, trial.number))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name not in PRUNERS:
         raise UserError(f"unknown pruner '{name}' (choose from {', '.join(PRUNERS)})")
     return PRUNERS[name](epochs)
-
-
-def fresh_seed(seed: int, storage: optuna.storages.BaseStorage, study_name: str) -> int:
-    """Sampler seed for a run: offset by the trials already in the study, so a resumed study (or a new
-    worker) does not replay the random start-up trials of the first run."""
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        return seed
-    return seed + len(storage.get_all_trials(study_id, deepcopy=False))

@@ -12,12 +12,15 @@ top, so that `run` can import TensorFlow quietly first.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import pickle
 import signal
+import socket
+import sys
 import threading
 import time
-import warnings
+import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_events
 from typing import TYPE_CHECKING, Any, Callable
@@ -25,11 +28,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import StudyError
+from ..errors import SearchError
 from ..runtime import configure_devices, import_tensorflow_quietly, on_signal
 from ..study import FINISHED, INTERRUPTED, open_storage
+from .liveness import OWNER, fail_and_requeue
 from .settings import TIMEOUT_REACHED, SearchOutcome, SearchSettings
-from .strategies import fresh_seed, make_pruner, make_sampler
+from .strategies import make_pruner, make_sampler
 
 if TYPE_CHECKING:
     from ..data import Splits
@@ -59,7 +63,7 @@ def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if quiet:
         import_tensorflow_quietly()
-    worker_main(*pickle.loads(payload), _Events(events), stop, go)
+    worker_main(*pickle.loads(payload), _Events(events), stop, go, quiet)
 
 
 def mp_parent_alive() -> Callable[[], bool]:
@@ -70,39 +74,47 @@ def mp_parent_alive() -> Callable[[], bool]:
 
 def worker_main(
     settings: SearchSettings, space: SearchSpace, splits: Splits, study_name: str, storage_url: str,
-    deadline: float | None, events: _Events, stop: Any, go: Any,
+    deadline: float | None, events: _Events, stop: Any, go: Any, quiet: bool = True,
 ) -> None:
     """Body of a worker process: up to `settings.trials_per_process` trials, events to the parent.
 
     The worker ignores SIGINT (see run); the parent asks it to stop through `stop`, which the
     running trial checks after every batch. A standby worker gets ready (TensorFlow, storage, data)
     and then waits for `go`, so that it takes over without a pause from a worker that is running its
-    last trial."""
+    last trial. An error the trial loop cannot handle (the storage gone) goes to the parent as an
+    "error" event with its traceback, and the worker exits with code 1."""
     # imported here, not at the top: this module is the worker process's entry point, which must
     # import TensorFlow quietly (run) before the training code imports it
-    from .loop import trial_loop
+    from .loop import claim_lock, trial_loop
     from .objective import Objective
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(storage_url, settings.heartbeat)
-    study = optuna.load_study(
-        study_name=study_name, storage=storage,
-        sampler=make_sampler(settings.sampler, fresh_seed(settings.seed, storage, study_name)),
-        pruner=make_pruner(settings.pruner, settings.epochs),
-    )
-    events.put(("device", configure_devices(settings.mixed_precision)))
-    objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
-                          deadline=deadline if settings.prune_at_timeout else None)
-    parent = mp_parent_alive()
-    while not go.wait(0.5):
-        if stop.is_set() or not parent():
-            return
+    optuna.logging.set_verbosity(optuna.logging.ERROR if quiet else optuna.logging.WARNING)
     try:
+        study = optuna.load_study(
+            study_name=study_name, storage=open_storage(storage_url),
+            sampler=make_sampler(settings.sampler, settings.seed), pruner=make_pruner(settings.pruner, settings.epochs),
+        )
+        events.put(("device", configure_devices(settings.mixed_precision)))
+        objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
+                              deadline=deadline if settings.prune_at_timeout else None)
+        parent = mp_parent_alive()
+        while not go.wait(0.5):
+            if stop.is_set() or not parent():
+                return
         ran, reason = trial_loop(study, objective, settings.trials, deadline, settings.trials_per_process,
-                                 events.put, keep_going=lambda: parent() and not stop.is_set())
+                                 events.put, keep_going=lambda: parent() and not stop.is_set(),
+                                 heartbeat=settings.heartbeat, lock=claim_lock(storage_url))
         events.put(("done", ran, reason))
     except KeyboardInterrupt:
         events.put(("interrupted",))
+    except Exception as e:
+        events.put(("error", f"{type(e).__name__}: {_first_line(e)}", traceback.format_exc()))
+        sys.exit(1)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 @dataclass
@@ -116,6 +128,7 @@ class _Slot:
     started: int = 0  # trials it has started
     running: int | None = None
     stop_reason: str | None = None
+    error: tuple[str, str] | None = None  # an error the worker stopped on: its line and traceback
 
     @property
     def standby(self) -> bool:
@@ -136,11 +149,16 @@ def run_in_workers(
     break only its own pipe, not the others' (as with a queue's shared lock). The end of a pipe means
     its worker has exited and every event it sent has been read. `forward` receives every event (the
     terminal's progress), `outcome` counts the trials run and records why the search stopped.
+
+    Every way out (the target reached, Ctrl-C or SIGTERM, an error here or in a worker) stops every
+    worker: running trials end at their next batch, marked interrupted (re-run by the next run),
+    and a worker that does not stop within two minutes is killed. A worker that dies costs only the
+    trial it was running, which is failed and queued again.
     """
     ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
     stop = ctx.Event()
-    payload = pickle.dumps((settings, space, splits, study.study_name, storage_url, deadline))
-    quiet_tf = logging_quiet()
+    payload = pickle.dumps((settings, space, without_test(splits), study.study_name, storage_url, deadline))
+    quiet = logging_quiet()
     slots: dict[int, _Slot] = {}
     next_id = 0
 
@@ -162,7 +180,7 @@ def run_in_workers(
             go.set()
         reader, writer = ctx.Pipe(duplex=False)
         process = ctx.Process(target=run, name=f"cifar-automl-worker-{next_id}",
-                              args=(payload, writer, stop, go, quiet_tf))
+                              args=(payload, writer, stop, go, quiet))
         process.start()
         writer.close()  # the worker holds the only writing end: when it exits, the pipe ends
         slots[next_id] = _Slot(process, go, reader)
@@ -180,10 +198,13 @@ def run_in_workers(
         slot = slots.pop(wid)
         slot.process.join()
         slot.events.close()
-        if slot.process.exitcode != 0:
-            fail_if_running(study, slot.running, f"worker process died (exit code {slot.process.exitcode})")
+        code = slot.process.exitcode
+        if code != 0:
+            fail_owned(study, slot.process.pid, f"worker process died (exit code {code})")
+            if slot.error is not None:
+                raise SearchError(f"a worker stopped: {slot.error[0]}", slot.error[1])
             if not slot.started:
-                raise StudyError(f"a trial worker process failed to start (exit code {slot.process.exitcode})")
+                raise SearchError(f"a trial worker process exited before its first trial (exit code {code})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
 
@@ -201,11 +222,16 @@ def run_in_workers(
             if (slot.started == settings.trials_per_process and needs_worker()
                     and sum(s.standby for s in slots.values()) < settings.workers):
                 spawn(ready=False)  # to take over when this, its last trial, ends
+        elif event[0] == "skipped":
+            slot.running = None
+            slot.started -= 1  # it ran nothing
         elif event[0] == "trial":
             slot.running = None
             outcome.ran += 1
         elif event[0] == "done":
             slot.stop_reason = event[2]
+        elif event[0] == "error":
+            slot.error = (event[1], event[2])
         elif event[0] == "interrupted":
             raise KeyboardInterrupt
         forward(event)
@@ -234,18 +260,25 @@ def run_in_workers(
                         reap(pipes[pipe])
                         continue
                     handle(slots[pipes[pipe]], event)
-        except KeyboardInterrupt:
+        except BaseException:
             stop.set()  # running trials end at their next batch and are marked interrupted
             retire_standbys()
             for slot in slots.values():
                 _stop(slot.process)
             for slot in slots.values():
-                fail_if_running(study, slot.running, INTERRUPTED)
+                fail_owned(study, slot.process.pid, INTERRUPTED)
+                slot.events.close()
             raise
 
 
+def without_test(splits: Splits) -> Splits:
+    """What a worker needs of the splits: trials never see the test split, so it is not sent."""
+    return dataclasses.replace(splits, x_test=splits.x_test[:0], y_test=splits.y_test[:0])
+
+
 def logging_quiet() -> bool:
-    """Whether workers should hide TensorFlow's start-up lines (the CLI's --debug shows them)."""
+    """Whether workers should hide TensorFlow's start-up lines and Optuna's warnings (the CLI's
+    --debug shows them)."""
     return optuna.logging.get_verbosity() > optuna.logging.WARNING
 
 
@@ -257,22 +290,13 @@ def _stop(worker: Any) -> None:
         worker.join()
 
 
-def fail_if_running(study: optuna.Study, number: int | None, reason: str) -> None:
-    """Mark a trial that a dead worker left RUNNING as failed, with the reason; unless it was
-    interrupted on purpose, queue it again with the same parameters, as Optuna's heartbeat retry does
-    for workers on other machines (at most twice per original trial)."""
-    if number is None:
-        return
-    trial = study.get_trials(deepcopy=False)[number]
-    if trial.state != TrialState.RUNNING:
-        return
-    try:
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return  # failed (and re-queued) meanwhile by another worker's heartbeat check
-    if reason != INTERRUPTED:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-            retry(study, study._storage.get_trial(trial._trial_id))
+def fail_owned(study: optuna.Study, pid: int | None, reason: str) -> list[int]:
+    """Fail the trials a worker process of ours left RUNNING (all it had taken, even one it had not
+    told the parent about yet) with `reason`; queued again unless it was interrupted on purpose."""
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get(OWNER) or {}
+        if owner.get("pid") == pid and owner.get("host") == socket.gethostname():
+            if fail_and_requeue(study, t, reason):
+                failed.append(t.number)
+    return failed

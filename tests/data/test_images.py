@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,26 @@ def test_empty_class_folders_are_ignored(tmp_path: Path) -> None:
     write_class_tree(tmp_path, {"a": 2, "b": 1, "c": 0})
     ds = load_dataset("folder", tmp_path, use_cache=False)
     assert ds.class_names == ("a", "b")
+
+
+def test_linked_train_and_test_folders_are_followed(tmp_path: Path) -> None:
+    """A data folder whose train/ and test/ are symbolic links to a shared copy (and a link loop)."""
+    write_class_tree(tmp_path / "shared" / "train", {"a": 3, "b": 2})
+    write_class_tree(tmp_path / "shared" / "test", {"a": 1, "b": 1})
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "train").symlink_to(tmp_path / "shared" / "train", target_is_directory=True)
+    (root / "test").symlink_to(tmp_path / "shared" / "test", target_is_directory=True)
+    (tmp_path / "shared" / "train" / "a" / "loop").symlink_to(tmp_path / "shared", target_is_directory=True)
+    ds = load_dataset("folder", root, cache_dir=tmp_path / "cache")
+    assert len(ds.x_train) == 5 and ds.x_test is not None and len(ds.x_test) == 2
+
+
+def test_a_class_folder_whose_name_is_not_utf8_gets_a_printable_name(tmp_path: Path) -> None:
+    import json
+
+    write_class_tree(tmp_path / "imgs", {"a": 2, "b": 2})
+    os.rename(tmp_path / "imgs" / "b", os.fsencode(tmp_path / "imgs") + b"/caf\xe9")  # Latin-1 bytes
+    ds = load_dataset("folder", tmp_path / "imgs", cache_dir=tmp_path / "cache")
+    assert ds.class_names == ("a", "caf\ufffd") and len(ds.x_train) == 4
+    json.dumps(list(ds.class_names), ensure_ascii=False).encode("utf-8")  # writable as UTF-8

@@ -116,3 +116,26 @@ def test_report_in_headless_chromium(study_dir, retrained, tmp_path):
     run = subprocess.run([*flags, "--hide-scrollbars", "--window-size=1280,4000", f"--screenshot={shot}",
                           page.as_uri()], capture_output=True, text=True, timeout=180)
     assert run.returncode == 0 and shot.stat().st_size > 50_000, run.stderr[-2000:]
+
+
+def test_user_strings_are_escaped_in_the_page(tmp_path):
+    """Class names (folder names) and study names are the user's text, never markup of the page."""
+    from cifar_automl.results import RetrainSettings, retrain
+    from cifar_automl.search import SearchSettings, run_search
+
+    from ..helpers import write_image_tree
+
+    evil = '<img src=x onerror="alert(1)">'
+    tree = write_image_tree(tmp_path / "tree", n_per_class=16, size=8)
+    os.rename(tree / "train" / "class1", tree / "train" / evil)
+    name = "s<b>tudy"
+    studies = tmp_path / "studies"
+    run_search(SearchSettings(space="tiny", dataset="folder", data_dir=str(tree), trials=1, epochs=1, pruner="none",
+                              study_name=name, studies_dir=str(studies), cache_dir=str(tmp_path / "cache"),
+                              trials_per_process=0))
+    retrain(RetrainSettings(study_name=name, studies_dir=str(studies), epochs=1, cache_dir=str(tmp_path / "cache"),
+                            progress=False))
+    text = write_report(name, studies_dir=studies).read_text()
+    assert "Test images per class" in text
+    assert evil not in text and "s<b>tudy" not in text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text and "s&lt;b&gt;tudy" in text

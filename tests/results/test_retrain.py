@@ -1,5 +1,6 @@
 """Retrain -> evaluate -> export -> predict on a tiny study, with exports loaded in fresh processes."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -153,3 +154,53 @@ def test_onnx_export_that_cannot_load_is_refused(tmp_path):
     with pytest.raises(UserError, match="GELU activations use Erfc"):
         export_model(tmp_path / "gelu.keras", "onnx", tmp_path / "out" / "model.onnx")
     assert not list((tmp_path / "out").glob("*.onnx"))
+
+
+def _own_copy(study_dir, retrained, tmp_path):
+    """The session's tiny study and its retrain, copied: this test may replace what it finds."""
+    import shutil
+
+    shutil.copytree(study_dir / "studies", tmp_path / "studies")
+    return dict(study_name="tiny", studies_dir=str(tmp_path / "studies"), epochs=1, trial=retrained.trial,
+                cache_dir=str(study_dir / "cache"), progress=False)
+
+
+def test_a_retrain_cut_short_leaves_the_earlier_one_whole_and_recorded(study_dir, retrained, tmp_path, monkeypatch):
+    from cifar_automl.results import bundle, load_bundle
+
+    retrain_module = importlib.import_module("cifar_automl.results.retrain")  # (the package exports the function)
+
+    base = _own_copy(study_dir, retrained, tmp_path)
+    out = tmp_path / "studies" / "tiny" / "retrain" / str(retrained.trial)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    study, _ = load_existing_study("tiny", studies_dir=tmp_path / "studies")
+    recorded = study.user_attrs[f"retrain:{retrained.trial}"]
+
+    def crash_midway(folder, model, *args):
+        model.save(folder / bundle.MODEL_FILE)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(retrain_module, "write_bundle", crash_midway)
+    with pytest.raises(OSError, match="No space left"):
+        retrain(RetrainSettings(**base, overwrite=True))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier retrain, untouched
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no partial folder left
+    study, _ = load_existing_study("tiny", studies_dir=tmp_path / "studies")
+    assert study.user_attrs[f"retrain:{retrained.trial}"] == recorded
+    monkeypatch.undo()
+    (result,) = retrain(RetrainSettings(**base, overwrite=True))  # a whole one replaces it
+    assert bundle.is_complete(out) and result.metrics["epochs"] == 1
+    (out / bundle.METRICS_FILE).unlink()
+    assert load_bundle(out, retrained.trial) is None  # a reader trusts only a whole bundle
+
+
+def test_retrain_epochs_zero_is_refused_and_devices_are_set_up_as_in_the_search(study_dir, retrained, tmp_path,
+                                                                               monkeypatch):
+    retrain_module = importlib.import_module("cifar_automl.results.retrain")
+    base = _own_copy(study_dir, retrained, tmp_path)
+    with pytest.raises(UserError, match="--epochs must be at least 1, not 0"):
+        retrain(RetrainSettings(**{**base, "epochs": 0}, overwrite=True))
+    seen = []
+    monkeypatch.setattr(retrain_module, "configure_devices", lambda mixed: seen.append(mixed) or "cpu")
+    retrain(RetrainSettings(**base, overwrite=True, mixed_precision=True))
+    assert seen == [True]

@@ -3,7 +3,7 @@
 from cifar_automl.search import SearchSettings, run_search
 from cifar_automl.search.space import load_space
 
-from ..helpers import synthetic_splits
+from ..helpers import synthetic_splits  # noqa: F401  (re-exported for the search tests)
 
 SPLITS = synthetic_splits(n_per_class=30, size=8)
 

@@ -40,3 +40,19 @@ def test_a_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(tmp_p
     assert trials[0].state == TrialState.FAIL
     assert trials[0].user_attrs["fail_reason"] == "loss became NaN at epoch 1"
     assert outcome.finished == 2
+
+
+def test_an_error_in_a_trial_is_recorded_and_five_in_a_row_stop_the_search_naming_the_last(tmp_path, monkeypatch):
+    from cifar_automl.search import objective as objective_module
+
+    def broken(*args, **kwargs):
+        raise ValueError("bad configuration: 3 stages of 2x2 images")
+
+    monkeypatch.setattr(objective_module, "build_model", broken)
+    outcome = run(settings(tmp_path, trials=8))
+    trials = outcome.study.trials
+    assert len(trials) == 5 and all(t.state == TrialState.FAIL for t in trials)
+    assert trials[-1].user_attrs["fail_reason"] == "ValueError: bad configuration: 3 stages of 2x2 images"
+    assert "Traceback" in trials[-1].user_attrs["traceback"] and "broken" in trials[-1].user_attrs["traceback"]
+    assert outcome.stopped_reason == (
+        "5 trials in a row failed (last: ValueError: bad configuration: 3 stages of 2x2 images)")

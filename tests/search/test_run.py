@@ -3,10 +3,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cifar_automl.errors import StudyError, UserError
-from cifar_automl.search import (
-    SearchReporter,
-    prepare,
-)
+from cifar_automl.search import SearchReporter, prepare, run_search
 from cifar_automl.search.space import load_space
 from cifar_automl.study import count_finished, open_storage
 
@@ -82,6 +79,29 @@ def test_a_study_made_with_another_space_or_epochs_is_refused_untouched(tmp_path
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == before
 
 
+def test_a_resume_with_another_seed_or_other_data_is_refused_untouched(tmp_path):
+    """Trials scored on different validation splits must not mix: the seed and the data (a hash of the
+    training and validation images the trials see) are part of a study's identity."""
+    from .common import synthetic_splits
+
+    run(settings(tmp_path, trials=1))
+    url = f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
+    snapshot = _contents(url)
+    with pytest.raises(StudyError, match="created with seed=0, not 1: rerun with the same --seed"):
+        run(settings(tmp_path, trials=2, seed=1))
+    other = synthetic_splits(n_per_class=30, size=8, seed=5)  # the same shapes and counts, other images
+    with pytest.raises(StudyError, match="data_fingerprint=.*--dataset/--data-dir"):
+        run_search(settings(tmp_path, trials=2), prepared=(load_space("tiny"), other))
+    assert _contents(url) == snapshot
+    assert run(settings(tmp_path, trials=2)).finished == 2  # the same command resumes
+
+
+def _contents(url):
+    """Everything a refused run could have changed in a study: attributes, trials and their states."""
+    study = optuna.load_study(study_name="tiny", storage=url)
+    return (study.user_attrs, [(t.number, t.state, t.params, t.user_attrs) for t in study.trials])
+
+
 def test_ctrl_c_marks_the_trial_and_the_rerun_retries_its_parameters(tmp_path):
     class Interrupting(SearchReporter):
         def epoch(self, number, epoch, logs):
@@ -121,3 +141,16 @@ def test_bad_settings_and_storage_are_user_errors(tmp_path):
 def test_journal_storage_works_for_one_file(tmp_path):
     outcome = run(settings(tmp_path, trials=1, storage=str(tmp_path / "study.log")))
     assert outcome.finished == 1 and (tmp_path / "study.log").exists()
+
+
+def test_a_small_folder_is_searched_whole_without_asking(tmp_path):
+    """120 images and no --subset: the default means "at most 10,000", not "exactly"; only a subset
+    the user asked for may be refused."""
+    from ..helpers import write_image_tree
+
+    tree = write_image_tree(tmp_path / "tree", n_per_class=40, size=8)
+    base = dict(dataset="folder", data_dir=str(tree), cache_dir=str(tmp_path / "cache"))
+    space, splits = prepare(settings(tmp_path, **base))
+    assert splits.info["n_train"] + splits.info["n_val"] == 96  # 120 minus the carved 20% test split
+    with pytest.raises(UserError, match="bad subset 500: pass an image count between 3"):
+        prepare(settings(tmp_path, subset=500, **base))

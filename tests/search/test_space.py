@@ -83,6 +83,19 @@ def test_config_from_params_rebuilds_a_trial():
          r"line 2, train.learning_rate.default: 2 is not one of the values"),
         ("arch:\n  activation: {type: categorical, choices: [relu, gelu], default: elu}\n",
          r"arch.activation.default: 'elu' is not one"),
+        # values a field cannot take at all: found when the space is read, not as five failed trials
+        ("train:\n  batch_size: 0\n", r"line 2, train.batch_size: 0 is out of range: must be in \[1, inf\)"),
+        ("train:\n  batch_size: {type: categorical, choices: [32, -64]}\n", r"train.batch_size: -64 is out of range"),
+        ("arch:\n  base_filters: {type: int, low: 0, high: 32}\n", r"arch.base_filters: 0 is out of range"),
+        ("arch:\n  kernel_size: {type: int, low: 0, high: 5}\n", r"arch.kernel_size: 0 is out of range"),
+        ("arch:\n  stages: 0\n", r"arch.stages: 0 is out of range"),
+        ("arch:\n  dense_dropout: {type: float, low: 0.0, high: 1.0}\n",
+         r"arch.dense_dropout: 1.0 is out of range: must be in \[0, 1\)"),
+        ("train:\n  label_smoothing: 1.5\n", r"train.label_smoothing: 1.5 is out of range"),
+        ("train:\n  learning_rate: {type: float, low: 0.0, high: 0.1}\n", r"learning_rate: 0.0 is out of range: must be in \(0"),
+        ("arch:\n  stages: {type: int, low: 1, high: 4, step: 5}\n", r"line 2, arch.stages.step: 5 is larger than the range"),
+        ("train:\n  momentum: {type: float, low: 0.8, high: 0.9, step: -0.1}\n", r"momentum.step: must be positive"),
+        ("blocks:\n  plain:\n    convs: 0\n", r"line 3, blocks.plain.convs: 0 is out of range"),
     ],
 )
 def test_malformed_spaces_name_the_line_and_key(text, message):

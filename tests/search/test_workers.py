@@ -1,4 +1,5 @@
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from cifar_automl.search import (
@@ -104,3 +105,40 @@ def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
     assert outcome.interrupted and outcome.finished == 1
     failed = outcome.study.trials[1]
     assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == "interrupted"
+
+
+def test_an_error_in_the_parent_stops_every_worker_and_leaves_no_trial_running(tmp_path):
+    import multiprocessing
+
+    class Failing(SearchReporter):
+        def epoch(self, number, epoch, logs):
+            raise OSError(28, "No space left on device")  # the parent's disk is full
+
+    with pytest.raises(OSError, match="No space left"):
+        run(settings(tmp_path, trials=3, epochs=5, trials_per_process=5), reporter=Failing(quiet=True))
+    assert not multiprocessing.active_children()
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}")
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert study.trials[0].user_attrs["fail_reason"] == "interrupted"  # re-run by the next run
+
+
+def test_two_workers_sample_different_configurations_and_a_rerun_the_same_ones(tmp_path):
+    """--workers 2: the workers start together, in a study of the same size, with the same --seed; they
+    must not run the same random start-up configurations, and the command run again gives the same set."""
+    runs = []
+    for attempt in ("first", "second"):
+        outcome = run(settings(tmp_path / attempt, trials=4, epochs=1, trials_per_process=2, workers=2,
+                               pruner="none"))
+        params = [tuple(sorted(t.params.items())) for t in outcome.study.trials if t.state == TrialState.COMPLETE]
+        assert outcome.finished == 4 and len(params) == 4
+        runs.append(params)
+    assert len(set(runs[0])) == 4  # no two trials alike
+    assert set(runs[0]) == set(runs[1])
+
+
+def test_workers_get_the_splits_without_the_test_split():
+    from cifar_automl.search.workers import without_test
+
+    light = without_test(SPLITS)
+    assert len(light.x_test) == len(light.y_test) == 0 and len(SPLITS.x_test) > 0
+    assert light.x_train is SPLITS.x_train and light.info == SPLITS.info
