@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import shlex
 import sys
+import wsgiref.simple_server
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -379,7 +380,7 @@ class Dashboard(Command):
         p.add_argument("--host", default="127.0.0.1",
                        help="(default: %(default)s; from another machine, forward the port over SSH rather than "
                             "serving on 0.0.0.0: the dashboard has no login and can delete studies)")
-        p.add_argument("--port", type=int, default=8080, help="(default: %(default)s)")
+        p.add_argument("--port", type=int, default=8080, help="(default: %(default)s; 0: a free port, printed)")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.storage:
@@ -397,17 +398,26 @@ class Dashboard(Command):
         elif url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
             raise UserError(f"no study database at {url.removeprefix('sqlite:///')}")
         storage = open_storage(url)
-        if args.host not in LOOPBACK:
-            _say(f"warning: optuna-dashboard has no login, and anyone who reaches {args.host}:{args.port} can "
-                 f"delete or rename studies; safer: serve on 127.0.0.1 and forward the port with "
-                 f"ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST")
-        print(f"optuna-dashboard on {redact(url)}: http://{args.host}:{args.port}/dashboard/ (Ctrl-C to stop)",
-              flush=True)
-        try:
-            optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+        try:  # optuna-dashboard's own app, served here so that --port 0 can say which port it got
+            server = wsgiref.simple_server.make_server(args.host, args.port, optuna_dashboard.wsgi(storage),
+                                                       handler_class=_QuietHandler)
         except OSError as e:
             raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
+        port = server.server_port
+        if args.host not in LOOPBACK:
+            _say(f"warning: optuna-dashboard has no login, and anyone who reaches {args.host}:{port} can "
+                 f"delete or rename studies; safer: serve on 127.0.0.1 and forward the port with "
+                 f"ssh -L {port}:127.0.0.1:{port} THIS_HOST")
+        print(f"optuna-dashboard on {redact(url)}: http://{args.host}:{port}/dashboard/ "
+              "(Ctrl-C to stop)", flush=True)
+        with server:
+            server.serve_forever()
         return 0
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # no line per request on the terminal
+        pass
 
 
 COMMANDS: dict[str, Command] = {

@@ -1,6 +1,7 @@
 """The command line: bad input is one line and exit code 2; a real run end to end; Ctrl-C and resume."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -77,7 +78,7 @@ def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsy
     assert "2/2 finished trials" in captured.err and "optuna-dashboard sqlite:///" in captured.err
     assert "val_accuracy" in captured.out  # the final table
     db = studies / "tiny.db"
-    snapshot = db.read_bytes()
+    snapshot = _tables(db)
 
     # the same study name with another space, another epoch budget, an unwritable place
     code = _run(_search_args(image_tree, studies, "--trials", "3", "--epochs", "2", "--study-name", "tiny",
@@ -91,7 +92,14 @@ def test_search_end_to_end_then_errors_leave_the_study_untouched(tmp_path, capsy
     blocker.write_text("")
     code = _run(_search_args(image_tree, blocker / "studies", "--trials", "1"))
     _one_error_line(capsys, code, "cannot create studies directory")
-    assert db.read_bytes() == snapshot
+    assert _tables(db) == snapshot
+
+
+def _tables(db: Path) -> dict:
+    """Every row of every table of a SQLite study, the write-ahead log included (read-only)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: sorted(map(repr, conn.execute(f"SELECT * FROM {n}").fetchall())) for n in names}
 
 
 @TIMED
@@ -132,8 +140,9 @@ def test_a_stopped_search_resumes_and_finishes_only_the_remaining_trials(tmp_pat
     assert len(finished) == 4 and not [t for t in study.trials if t.state.name == "RUNNING"]
     assert f"({4 - done_before} run now" in again.stderr
     cut = [t for t in study.trials if t.state.name == "FAIL"]
-    assert len(cut) == 1  # the trial the stop cut short, re-run with its parameters
-    assert [t.params for t in study.trials if t.number > cut[0].number].count(cut[0].params) == 1
+    assert len(cut) == 1  # the trial the stop cut short, re-run with its parameters (if it had sampled them)
+    assert not cut[0].params or [t.params for t in study.trials if t.number > cut[0].number].count(cut[0].params) == 1
+    assert cut[0].user_attrs["fail_reason"] == "interrupted" or stop == signal.SIGKILL
     if stop == signal.SIGKILL:
         assert "its worker process" in cut[0].user_attrs["fail_reason"] and "gone" in again.stderr
 
@@ -149,25 +158,17 @@ def _count(db: Path, *states: str) -> int:
 
 def test_dashboard_serves_the_study_over_http(study_dir, tmp_path):
     import json
-    import socket
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "cifar_automl", "dashboard", "--study-name", "tiny",
-           "--studies-dir", str(study_dir / "studies"), "--port", str(port)]
+           "--studies-dir", str(study_dir / "studies"), "--port", "0"]  # a free port, chosen by the server itself
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        studies = None
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    studies = json.load(r)["study_summaries"]
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert studies is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        banner = proc.stdout.readline()  # printed once the server listens
+        assert "/dashboard/" in banner, proc.stderr.read()
+        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as r:
+            studies = json.load(r)["study_summaries"]
         (summary,) = [s for s in studies if s["study_name"] == "tiny"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=10) as r:
             detail = json.load(r)
@@ -212,7 +213,7 @@ def test_the_resume_line_and_the_dashboard_banner_hide_passwords_and_a_public_da
     import argparse
     from types import SimpleNamespace
 
-    import optuna_dashboard
+    import wsgiref.simple_server
 
     from cifar_automl import cli
     from cifar_automl.search import SearchSettings
@@ -226,11 +227,25 @@ def test_the_resume_line_and_the_dashboard_banner_hide_passwords_and_a_public_da
     assert code == 130 and "s3cret" not in err and "resume with: cifar-automl search --storage" in err
 
     served = []
-    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, host, port: served.append(host))
+    monkeypatch.setattr(wsgiref.simple_server.WSGIServer, "serve_forever",
+                        lambda server: served.append(server.server_address[0]))
     url = f"sqlite:///{tmp_path / 's.db'}"
     optuna.create_study(study_name="s", storage=url)
-    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0"]) == 0
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", "0"]) == 0
     assert served == ["0.0.0.0"]
     err = capsys.readouterr().err
-    assert "warning: optuna-dashboard has no login" in err and "ssh -L 8080:127.0.0.1:8080" in err
-    assert main(["dashboard", "--storage", url]) == 0 and "warning" not in capsys.readouterr().err
+    assert "warning: optuna-dashboard has no login" in err and re.search(r"ssh -L (\d+):127.0.0.1:\1 ", err)
+    assert main(["dashboard", "--storage", url, "--port", "0"]) == 0 and "warning" not in capsys.readouterr().err
+
+
+def test_five_failed_trials_in_a_row_stop_the_search_with_exit_code_1(tmp_path, image_tree, capsys, monkeypatch):
+    from cifar_automl.search import objective
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model cannot be built")
+
+    monkeypatch.setattr(objective, "build_model", broken)
+    code = _run(_search_args(image_tree, tmp_path / "studies", "--trials", "8", "--trials-per-process", "0"))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "stopped early: 5 trials in a row failed (last: RuntimeError: the model cannot be built)" in err

@@ -166,8 +166,8 @@ def learning_curves(study: optuna.Study) -> pd.DataFrame:
     """Long table of per-epoch validation accuracy (the intermediate values) of every trial."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        for step, value in sorted(t.intermediate_values.items()):
-            rows.append({"number": t.number, "state": t.state.name.lower(), "epoch": step + 1,
+        for step, value in sorted(t.intermediate_values.items()):  # step: epochs trained
+            rows.append({"number": t.number, "state": t.state.name.lower(), "epoch": step,
                          "val_accuracy": value,
                          "block": t.user_attrs.get("config", {}).get("arch", {}).get("block")})
     return pd.DataFrame(rows, columns=["number", "state", "epoch", "val_accuracy", "block"])

@@ -127,18 +127,25 @@ def trial_loop(
                 events(("wait", running, STALE_NOTE))
                 time.sleep(WAIT_POLL_SECONDS)
                 continue
-            with lock():
-                trial = study.ask()
-                claim(study, trial)
-            events(("start", trial.number))
-            skip = _skip_reason(study, trial, target)
-            if skip is not None:  # it ran nothing: wait for the others, or take the next
-                trial.set_user_attr("fail_reason", skip)
-                _tell(study, trial, state=TrialState.FAIL)
-                events(("skipped", trial.number, skip))
-                continue
-            with Heartbeat(study, trial._trial_id, heartbeat):
-                _run(study, trial, objective)
+            trial = None
+            try:
+                with lock():
+                    trial = study.ask()
+                    claim(study, trial)
+                events(("start", trial.number))
+                skip = _skip_reason(study, trial, target)
+                if skip is not None:  # it ran nothing: wait for the others, or take the next
+                    trial.set_user_attr("fail_reason", skip)
+                    _tell(study, trial, state=TrialState.FAIL)
+                    events(("skipped", trial.number, skip))
+                    continue
+                with Heartbeat(study, trial._trial_id, heartbeat):
+                    _run(study, trial, objective)
+            except KeyboardInterrupt:  # Ctrl-C at any moment of the trial: marked, re-run by the next run
+                if trial is not None and study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                    trial.set_user_attr("fail_reason", INTERRUPTED)
+                    _tell(study, trial, state=TrialState.FAIL)
+                raise
             ran += 1
             events(("trial", trial.number))
         return ran, None
@@ -183,9 +190,6 @@ def _run(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None
         return  # another process failed it as stale while this one stalled: go on with the next
     except optuna.TrialPruned:
         _tell(study, trial, state=TrialState.PRUNED)
-    except KeyboardInterrupt:
-        _tell(study, trial, state=TrialState.FAIL)  # the objective recorded fail_reason "interrupted"
-        raise
     except Exception as e:  # storage errors and the like: the trial fails with them, the loop stops
         trial.storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"{type(e).__name__}: {_first_line(e)}")
         _tell(study, trial, state=TrialState.FAIL)

@@ -14,7 +14,6 @@ from typing import Any, Callable
 import keras
 import optuna
 import tensorflow as tf
-from optuna_integration.keras import KerasPruningCallback
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
@@ -75,7 +74,7 @@ class Objective:
             )
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
-            callbacks: list[keras.callbacks.Callback] = [_pruning_callback(trial, self.epochs, self.deadline)]
+            callbacks: list[keras.callbacks.Callback] = [PruneAtEpochEnd(trial, self.epochs, self.deadline)]
             if self.stop_requested is not None:
                 callbacks.append(keras.callbacks.LambdaCallback(
                     on_train_batch_end=_interrupt_if(self.stop_requested),
@@ -142,24 +141,29 @@ def _interrupt_if(stop_requested: Callable[[], bool]) -> Callable[..., None]:
     return check
 
 
-def _pruning_callback(trial: optuna.Trial, epochs: int, deadline: float | None = None) -> Any:
-    """optuna-integration's KerasPruningCallback, except that a trial which reached its last epoch is
-    not pruned after the fact: its last value is reported and it completes. Past `deadline` (a time
-    budget), a trial is pruned at its next epoch end whatever its value."""
+class PruneAtEpochEnd(keras.callbacks.Callback):
+    """Reports validation accuracy after every epoch, at step = epochs trained (1, 2, ...: the unit the
+    pruners' resources count in, and what optuna-dashboard's learning curves show), and prunes the
+    trial when the pruner says so. A trial that reached its last epoch is not pruned after the fact:
+    it completes. Past `deadline` (a time budget), a trial is pruned at its next epoch end whatever
+    its value."""
 
-    class PruneBeforeLastEpoch(KerasPruningCallback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if epoch + 1 >= epochs:
-                value = (logs or {}).get(OBJECTIVE)
-                if value is not None:
-                    trial.report(float(value), step=epoch)
-                return
-            super().on_epoch_end(epoch, logs)
-            if deadline is not None and time.time() >= deadline:
-                trial.set_user_attr("pruned_reason", "time budget")
-                raise optuna.TrialPruned(f"time budget spent at epoch {epoch + 1}")
+    def __init__(self, trial: optuna.Trial, epochs: int, deadline: float | None = None) -> None:
+        super().__init__()
+        self.trial, self.epochs, self.deadline = trial, epochs, deadline
 
-    return PruneBeforeLastEpoch(trial, OBJECTIVE)
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value, step = (logs or {}).get(OBJECTIVE), epoch + 1
+        if value is None:
+            return
+        self.trial.report(float(value), step=step)
+        if step >= self.epochs:
+            return
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {step}: val_accuracy {float(value):.4f}")
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.trial.set_user_attr("pruned_reason", "time budget")
+            raise optuna.TrialPruned(f"time budget spent at epoch {step}")
 
 
 def _record(trial: optuna.Trial, recorder: EpochRecorder) -> FitResult:

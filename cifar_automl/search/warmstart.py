@@ -14,7 +14,8 @@ from .space import SearchSpace
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
-    """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short."""
+    """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short (one cut before it
+    sampled anything has nothing to repeat)."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     count = 0
@@ -23,6 +24,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
             t.state == TrialState.FAIL
             and t.user_attrs.get("fail_reason") == INTERRUPTED
             and t.number not in retried
+            and t.params
         ):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
             count += 1

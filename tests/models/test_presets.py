@@ -106,7 +106,15 @@ def test_warm_start_from_baselines_runs_the_presets_first(tmp_path):
     outcome = run_search(settings, prepared=(space, splits))
     first = outcome.study.trials[0]
     assert first.user_attrs["warm_start"] == "three-block"
-    assert first.params == space.params_for(PRESETS["three-block"].as_config())
+    # three-block: conv5-32, conv3-64, conv3-128 (one conv a stage, widths doubling), pools, dense 128,
+    # no batch norm, Adam 1e-3, batch 128; what the `all` space cannot say moves to its nearest value
+    # (kernel 3 for all stages, the smallest weight decay searched, the cosine schedule)
+    assert first.params == {
+        "block": "plain", "stages": 3, "blocks_per_stage": 1, "base_filters": 32, "width_growth": 2.0,
+        "kernel_size": 3, "activation": "relu", "batch_norm": False, "conv_dropout": 0.0, "pooling": "max",
+        "head": "flatten", "dense_units": 128, "dense_dropout": 0.0, "plain.convs": 1, "optimizer": "adam",
+        "learning_rate": 0.001, "weight_decay": 1e-06, "batch_size": 128, "lr_schedule": "cosine",
+        "label_smoothing": 0.0, "augment": "none"}
     assert outcome.study.user_attrs["warm_started"] == ["baselines"]
     waiting = [t for t in outcome.study.trials if t.state.name == "WAITING"]
     assert [t.user_attrs["warm_start"] for t in waiting] == ["three-block-bn", "vgg-bn-aug"]

@@ -1,5 +1,7 @@
 """The report: tables equal the storage, every edge case renders, and the page works in a browser."""
 
+import html
+import json
 import os
 import re
 import shutil
@@ -75,7 +77,9 @@ def test_report_with_a_retrained_model(study_dir, retrained, capsys):
     page = studies / "tiny" / "report" / "index.html"
     assert str(page) in capsys.readouterr().out
     text = page.read_text()
-    assert "Confusion matrix" in text and "Misclassified test images" in text or "Test images per class" in text
+    assert "Confusion matrix" in text and "Test images per class" in text
+    wrong = pd.read_csv(retrained.out_dir / "predictions.csv").query("true != pred")
+    assert ("Misclassified test images" in text) == (len(wrong) > 0)
     art = load_bundle(retrained.out_dir, retrained.trial)
     preds = pd.read_csv(retrained.out_dir / "predictions.csv")
     expected = pd.crosstab(preds["true"], preds["pred"]).reindex(index=range(3), columns=range(3), fill_value=0)
@@ -91,6 +95,30 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "no study database" in err[0]
 
 
+# Put first into a page: it keeps every console.error and uncaught exception, and writes them into the
+# <body data-errors="..."> attribute once the page has loaded, where --dump-dom shows them (Chromium's
+# own log gives console messages without their level).
+WATCH = """<script>
+window.__errors = [];
+const __error = console.error;
+console.error = function (...args) { window.__errors.push(args.map(String).join(" ")); __error.apply(console, args); };
+window.addEventListener("error", (e) => window.__errors.push("uncaught: " + e.message));
+window.addEventListener("load", () => setTimeout(() => document.body.setAttribute("data-errors", JSON.stringify(window.__errors)), 0));
+</script>"""
+
+
+def _console_errors(chromium_flags: list[str], page: Path) -> list[str]:
+    """The console errors and uncaught exceptions of `page` in headless Chromium (the page is read
+    with WATCH put first into its <head>)."""
+    watched = page.with_name(f"watched-{page.name}")
+    watched.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + WATCH, 1), encoding="utf-8")
+    run = subprocess.run([*chromium_flags, "--dump-dom", watched.as_uri()], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = re.search(r'data-errors="([^"]*)"', run.stdout)
+    assert found, "the page never finished loading: " + run.stdout[-500:]
+    return json.loads(html.unescape(found.group(1)))
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -103,10 +131,14 @@ def test_report_in_headless_chromium(study_dir, retrained, tmp_path):
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
              "--virtual-time-budget=20000"]
+    # the check itself, on a page that does have a console error and an uncaught exception
+    broken = tmp_path / "broken.html"
+    broken.write_text("<html><head></head><body><script>console.error('boom'); throw new Error('kaput');</script>"
+                      "</body></html>")
+    assert _console_errors(flags, broken) == ["boom", "uncaught: Uncaught Error: kaput"]
+    assert _console_errors(flags, page) == []
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
-    assert not [line for line in console if re.search(r"error|uncaught", line, re.I)], console
     plots = dom.stdout.split('class="plotly-graph-div')[1:]
     assert len(plots) >= 8
     for chunk in plots:  # each figure div holds the SVG plotly drew into it
@@ -139,3 +171,26 @@ def test_user_strings_are_escaped_in_the_page(tmp_path):
     assert "Test images per class" in text
     assert evil not in text and "s<b>tudy" not in text
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text and "s&lt;b&gt;tudy" in text
+
+
+def test_report_compare_puts_other_studies_in_the_block_comparison(tmp_path, capsys):
+    _, studies = _study(tmp_path, name="first", n_trials=12, seed=1)
+    _study(tmp_path, name="second", n_trials=9, seed=2)
+    out = tmp_path / "compared"
+    assert main(["report", "--study-name", "first", "--studies-dir", str(studies), "--compare", "second",
+                 "--out", str(out)]) == 0
+    blocks = pd.read_csv(out / "blocks.csv")
+    assert set(blocks["study"]) == {"first", "second"}
+    for name in ("first", "second"):  # each study's finished trials, counted per block type
+        frame = report.finished(report.trials_frame(_load(studies, name)))
+        counts = frame.groupby("block").size().to_dict()
+        assert dict(zip(blocks.loc[blocks["study"] == name, "block"], blocks.loc[blocks["study"] == name, "trials"])) == counts
+    assert "Compared studies: first, second" in (out / "index.html").read_text()
+    assert main(["report", "--study-name", "first", "--studies-dir", str(studies), "--compare", "third"]) == 2
+    assert "no study database" in capsys.readouterr().err
+
+
+def _load(studies, name):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{studies / (name + '.db')}")

@@ -204,3 +204,53 @@ def test_retrain_epochs_zero_is_refused_and_devices_are_set_up_as_in_the_search(
     monkeypatch.setattr(retrain_module, "configure_devices", lambda mixed: seen.append(mixed) or "cpu")
     retrain(RetrainSettings(**base, overwrite=True, mixed_precision=True))
     assert seen == [True]
+
+
+def test_retrain_top_early_stopping_and_overwrite_through_the_cli(study_dir, retrained, tmp_path, capsys):
+    base = _own_copy(study_dir, retrained, tmp_path)
+    studies = base["studies_dir"]
+    assert main(["retrain", "--study-name", "tiny", "--studies-dir", studies, "--top", "2", "--epochs", "6",
+                 "--early-stopping", "--patience", "1", "--val-fraction", "0.25", "--overwrite", "--quiet",
+                 "--cache-dir", base["cache_dir"]]) == 0
+    out = capsys.readouterr().out
+    study, _ = load_existing_study("tiny", studies_dir=studies)
+    ranked = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=True)
+    assert [int(line.split()[1].rstrip(":")) for line in out.splitlines()] == [t.number for t in ranked[:2]]
+    for t in ranked[:2]:
+        folder = tmp_path / "studies" / "tiny" / "retrain" / str(t.number)
+        history = pd.read_csv(folder / "history.csv")
+        info = json.loads((folder / "config.json").read_text())
+        assert "val_accuracy" in history.columns and info["early_stopping"] is True  # a validation slice was kept
+        assert info["data"]["retrain_train_images"] == 36  # 48 train + val images, a quarter kept aside
+        best = history["val_accuracy"].idxmax() + 1
+        assert len(history) in (min(best + 1, 6), 6)  # stopped one epoch (patience 1) after its best
+    first = tmp_path / "studies" / "tiny" / "retrain" / str(ranked[0].number) / "model.keras"
+    stamp = first.stat().st_mtime_ns
+    assert main(["retrain", "--study-name", "tiny", "--studies-dir", studies, "--trial", str(ranked[0].number),
+                 "--epochs", "1", "--quiet", "--cache-dir", base["cache_dir"]]) == 2  # no --overwrite: refused
+    assert first.stat().st_mtime_ns == stamp
+    assert main(["retrain", "--study-name", "tiny", "--studies-dir", studies, "--trial", str(ranked[0].number),
+                 "--epochs", "1", "--quiet", "--overwrite", "--cache-dir", base["cache_dir"]]) == 0
+    assert first.stat().st_mtime_ns != stamp
+    assert len(pd.read_csv(first.parent / "history.csv")) == 1
+
+
+def test_predict_converts_grayscale_to_rgb_and_rgb_to_luminance(tmp_path):
+    """The colour rule, checked against what the model gives for the converted pixels directly."""
+    import keras
+
+    from cifar_automl.config import ArchConfig
+    from cifar_automl.models import build_model
+
+    rng = np.random.default_rng(0)
+    for channels, given, convert in ((3, "L", lambda a: np.repeat(a[..., None], 3, axis=-1)),
+                                     (1, "RGB", lambda a: np.asarray(Image.fromarray(a).convert("L"))[..., None])):
+        model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), (6, 6, channels), 3)
+        path = tmp_path / f"c{channels}.keras"
+        model.save(path)
+        pixels = rng.integers(0, 255, (6, 6) if given == "L" else (6, 6, 3), dtype=np.uint8)
+        Image.fromarray(pixels, given).save(tmp_path / f"x{channels}.png")
+        (result,) = predict_files(path, [str(tmp_path / f"x{channels}.png")], top_k=3)
+        expected = keras.saving.load_model(path).predict(convert(pixels)[None].astype("float32"), verbose=0)[0]
+        got = dict(result.top)
+        np.testing.assert_allclose([got[f"class_{i}"] for i in range(3)], expected, rtol=1e-5)

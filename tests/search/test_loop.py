@@ -26,7 +26,7 @@ def test_a_trial_failed_by_another_worker_mid_run_does_not_stop_this_one(tmp_pat
     states = [t.state for t in study.trials]
     assert states[0] == TrialState.FAIL
     assert ran == 3 and reason is None and count_finished(study) == 2
-    assert 2 not in study.trials[0].intermediate_values  # epoch 2 was not recorded
+    assert 2 not in study.trials[0].intermediate_values  # epoch 2 was not recorded (steps: epochs trained)
 
 
 def test_a_trial_started_beside_one_that_fills_the_target_is_failed_as_surplus(tmp_path, monkeypatch):

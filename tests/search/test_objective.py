@@ -16,7 +16,7 @@ def test_a_time_budget_prunes_the_running_trial_at_its_next_epoch(tmp_path):
     study.optimize(objective, n_trials=1)
     (t,) = study.trials
     assert t.state == TrialState.PRUNED and t.user_attrs["pruned_reason"] == "time budget"
-    assert t.user_attrs["epochs_run"] == 1 and list(t.intermediate_values) == [0]
+    assert t.user_attrs["epochs_run"] == 1 and list(t.intermediate_values) == [1]
 
 
 def test_a_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(tmp_path, monkeypatch):

@@ -76,17 +76,22 @@ def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
 
 
 def test_workers_stop_starting_at_the_timeout(tmp_path, monkeypatch):
-    slots = []
+    """No worker is started past --timeout, however fast or slow the machine (each worker runs one
+    trial, so without the rule new ones would keep coming)."""
+    import time
+
+    started = []
 
     class CountedSlot(workers._Slot):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            slots.append(self)
+            started.append(time.time())
 
     monkeypatch.setattr(workers, "_Slot", CountedSlot)
-    outcome = run(settings(tmp_path, trials=5, trials_per_process=1, timeout=0.5))
-    assert outcome.stopped_reason == TIMEOUT_REACHED
-    assert outcome.finished == 0 and len(slots) == 1  # the worker started in time, none after
+    begin = time.time()
+    outcome = run(settings(tmp_path, trials=50, trials_per_process=1, timeout=3.0))
+    assert outcome.stopped_reason == TIMEOUT_REACHED and outcome.finished < 50
+    assert started and all(t < begin + 3.0 for t in started)
 
 
 def test_ctrl_c_in_worker_mode_marks_the_trial_interrupted(tmp_path):
@@ -129,9 +134,14 @@ def test_two_workers_sample_different_configurations_and_a_rerun_the_same_ones(t
     for attempt in ("first", "second"):
         outcome = run(settings(tmp_path / attempt, trials=4, epochs=1, trials_per_process=2, workers=2,
                                pruner="none"))
-        params = [tuple(sorted(t.params.items())) for t in outcome.study.trials if t.state == TrialState.COMPLETE]
+        done = [t for t in outcome.study.trials if t.state == TrialState.COMPLETE]
+        params = [tuple(sorted(t.params.items())) for t in done]
         assert outcome.finished == 4 and len(params) == 4
         runs.append(params)
+        # two worker processes, training at the same time
+        assert len({t.user_attrs["owner"]["pid"] for t in done}) >= 2
+        assert any(a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+                   for a in done for b in done if a.user_attrs["owner"]["pid"] != b.user_attrs["owner"]["pid"])
     assert len(set(runs[0])) == 4  # no two trials alike
     assert set(runs[0]) == set(runs[1])
 

@@ -1,0 +1,49 @@
+"""Samplers and pruners: every choice the CLI offers runs, the pruner prunes a clearly bad trial, and
+random draws are seeded per trial."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cifar_automl.search import PRUNERS, SAMPLERS
+from cifar_automl.search.space import parse_space
+from cifar_automl.search.strategies import make_sampler, trial_seed
+
+from .common import run, settings
+
+
+@pytest.mark.parametrize("sampler, pruner", [*[(s, "hyperband") for s in SAMPLERS],
+                                             *[("tpe", p) for p in PRUNERS if p != "hyperband"]])
+def test_every_sampler_and_pruner_choice_runs(tmp_path, sampler, pruner):
+    outcome = run(settings(tmp_path, trials=3, epochs=2, sampler=sampler, pruner=pruner))
+    assert outcome.finished == 3 and outcome.stopped_reason is None
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in outcome.study.trials)
+
+
+def test_the_pruner_prunes_a_clearly_bad_trial(tmp_path):
+    """A good configuration first, then one whose learning rate is a millionth of it: after its first
+    epoch it is far below, and ASHA (as Hyperband's brackets do) stops it there."""
+    text = ("arch:\n  block: plain\n  stages: 1\n  base_filters: 8\n  batch_norm: true\n"
+            "train:\n  optimizer: adam\n  batch_size: 16\n  augment: none\n"
+            "  learning_rate: {type: float, low: 1.0e-8, high: 1.0e-1, log: true, default: 0.02}\n")
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    space = parse_space(text, source=str(path), default_name="space")
+    search = settings(tmp_path, space=str(path), trials=1, epochs=4, pruner="asha")
+    study = run(search, space=space).study  # the first trial: the default, a good learning rate
+    study.enqueue_trial({"learning_rate": 2e-8})
+    outcome = run(settings(tmp_path, space=str(path), trials=2, epochs=4, pruner="asha"), space=space)
+    good, bad = outcome.study.trials
+    assert good.state == TrialState.COMPLETE and good.user_attrs["epochs_run"] == 4
+    assert bad.state == TrialState.PRUNED and bad.user_attrs["epochs_run"] == 1
+
+
+def test_random_draws_depend_on_the_trial_not_on_the_process():
+    first, second = optuna.create_study(), optuna.create_study()
+    a, b = make_sampler("random", 7), make_sampler("random", 7)
+    draws = []
+    for study, sampler in ((first, a), (second, b)):
+        study.sampler = sampler
+        draws.append([study.ask().suggest_float("x", 0, 1) for _ in range(3)])
+    assert draws[0] == draws[1] and len(set(draws[0])) == 3  # same seed: the same draws, trial by trial
+    assert trial_seed(7, 0) != trial_seed(7, 1) != trial_seed(8, 1)
