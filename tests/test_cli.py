@@ -141,7 +141,10 @@ def test_a_stopped_search_resumes_and_finishes_only_the_remaining_trials(tmp_pat
     assert f"({4 - done_before} run now" in again.stderr
     cut = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(cut) == 1  # the trial the stop cut short, re-run with its parameters (if it had sampled them)
-    assert not cut[0].params or [t.params for t in study.trials if t.number > cut[0].number].count(cut[0].params) == 1
+    # a stop while the trial was still sampling leaves part of its parameters: the re-run fixes those
+    redone = [t for t in study.trials if t.number > cut[0].number
+              and t.params.items() >= cut[0].params.items()] if cut[0].params else [None]
+    assert len(redone) == 1
     assert cut[0].user_attrs["fail_reason"] == "interrupted" or stop == signal.SIGKILL
     if stop == signal.SIGKILL:
         assert "its worker process" in cut[0].user_attrs["fail_reason"] and "gone" in again.stderr

@@ -108,11 +108,12 @@ def test_the_loop_does_not_wait_for_ever_on_a_trial_left_running(tmp_path, monke
     """The last place of --trials is held by a trial whose worker died between taking it and its
     first event: the loop finds it stale, it is failed and re-run, and the loop ends."""
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
-    _left_running(study, {"host": "another-machine", "pid": 1, "started": 1}, alive_at=time.time())
+    objective = Objective(load_space("tiny"), SPLITS, epochs=1, seed=0)
     monkeypatch.setattr(loop, "WAIT_POLL_SECONDS", 0.2)
     waits = []
-    ran, reason = loop.trial_loop(study, Objective(load_space("tiny"), SPLITS, epochs=1, seed=0), target=1,
-                                  deadline=None, max_trials=None, events=lambda e: waits.append(e[0] == "wait"),
-                                  heartbeat=0.5)
+    # a sign of life just now: with a 1 s heartbeat it is stale only after 3 s, so the loop has to wait
+    _left_running(study, {"host": "another-machine", "pid": 1, "started": 1}, alive_at=time.time())
+    ran, reason = loop.trial_loop(study, objective, target=1, deadline=None, max_trials=None,
+                                  events=lambda e: waits.append(e[0] == "wait"), heartbeat=1.0)
     assert ran == 1 and reason is None and count_finished(study) == 1 and any(waits)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
