@@ -83,7 +83,7 @@ def synthetic_study(storage: str, name: str = "synthetic", n_trials: int = 50, s
         trial.set_user_attr("epoch_seconds", secs)
         trial.set_user_attr("epochs_run", n_epochs)
         trial.set_user_attr("history", {"val_accuracy": curve, "accuracy": curve})
-        for e, v in enumerate(curve):
+        for e, v in enumerate(curve, start=1):  # step: epochs trained, as the search reports
             trial.report(v, e)
         if state == "fail":
             trial.set_user_attr("fail_reason", "loss became NaN at epoch 1")

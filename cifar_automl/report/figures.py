@@ -159,3 +159,17 @@ def fig_per_class(per_class: pd.DataFrame):
 
 def note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
+
+
+def fig_best_curve_per_block(curves: pd.DataFrame):
+    """The learning curve of the best trial of each block type, on one plot."""
+    if curves.empty:
+        return None
+    fig = go.Figure()
+    for block, g in curves.groupby("block"):
+        fig.add_trace(go.Scatter(x=g["epoch"], y=g["val_accuracy"], mode="lines+markers",
+                                 name=f"{block} (trial {g['number'].iloc[0]})",
+                                 line=dict(color=BLOCK_COLOURS.get(str(block)))))
+    fig.update_layout(title="The best trial of each block type, epoch by epoch", xaxis_title="epoch",
+                      yaxis_title="val accuracy")
+    return fig

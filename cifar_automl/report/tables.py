@@ -12,8 +12,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ..results import reference_trials, retrain_summaries
+from ..results import retrain_summaries
 from ..study import DUPLICATE, SURPLUS
+from .format import readable
 
 LEADERBOARD_COLUMNS = [
     "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
@@ -108,7 +109,7 @@ def summary(study: optuna.Study, frame: pd.DataFrame) -> dict[str, Any]:
         "trials complete": counts.get("complete", 0),
         "trials pruned": counts.get("pruned", 0),
         "trials failed": counts.get("fail", 0),
-        "trial-hours": float(frame["minutes"].sum() / 60) if not frame.empty else 0.0,
+        "search time": float(frame["minutes"].sum()) if not frame.empty else 0.0,  # minutes of trials
         "epochs run": epochs_run,
         "epochs without pruning": n_finished * max_epochs if max_epochs else None,
         "best trial": int(best["number"]) if best is not None else None,
@@ -173,27 +174,8 @@ def learning_curves(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["number", "state", "epoch", "val_accuracy", "block"])
 
 
-def baseline_rows(study: optuna.Study) -> pd.DataFrame:
-    """The reference models kept for `study` (cifar-automl baseline), one row each."""
-    rows = [{
-        "study": study.study_name, "baseline": t.user_attrs["baseline"],
-        "val_accuracy": t.user_attrs.get("val_accuracy"), "test_accuracy": t.user_attrs.get("test_accuracy"),
-        "params": t.user_attrs.get("params"), "epochs_run": t.user_attrs.get("epochs_run"),
-        "minutes": sum(t.user_attrs.get("epoch_seconds", [])) / 60,
-        "description": t.user_attrs.get("description"),
-    } for t in reference_trials(study)]
-    return pd.DataFrame(rows)
-
-
 def format_table(frame: pd.DataFrame) -> str:
-    """Plain-text rendering for the terminal."""
+    """Plain-text rendering for the terminal, with readable numbers (format.readable)."""
     if frame.empty:
         return "(no finished trials)"
-    fmt = frame.copy()
-    for col, f in {
-        "val_accuracy": "{:.4f}", "test_accuracy": "{:.4f}", "learning_rate": "{:.1e}",
-        "minutes": "{:.1f}", "params": "{:,.0f}", "mflops": "{:.1f}", "epoch_seconds": "{:.1f}",
-    }.items():
-        if col in fmt.columns:
-            fmt[col] = fmt[col].map(lambda v, f=f: f.format(v) if pd.notna(v) else "-")
-    return fmt.to_string(index=False)
+    return readable(frame).replace("", "-").to_string(index=False)

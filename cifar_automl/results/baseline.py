@@ -8,6 +8,7 @@ they never count towards, or steer, the search itself.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ..errors import UserError
 from ..models import build_preset, get_preset
 from ..runtime import configure_devices
 from ..study import default_storage_url, load_existing_study, open_storage
-from .bundle import describe
+from .bundle import CONFIG_FILE, describe
 from .retrain import train_test_save
 
 
@@ -102,16 +103,48 @@ def run_baseline(settings: BaselineSettings) -> dict[str, Any]:
             "params": metrics["params"], "val_accuracy": val_acc, "test_accuracy": metrics["accuracy"],
             "epochs_run": result.epochs_run, "epoch_seconds": result.epoch_seconds,
             "history": result.history, "path": str(out), "cifar_automl_version": __version__,
+            "data": data_key(splits.info), "train_minutes": metrics["train_minutes"],
         },
     ))
     keras.backend.clear_session(free_memory=True)
     return {"preset": preset.name, "val_accuracy": val_acc, "out": out, "study": ref_name, **metrics}
 
 
-def reference_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Baseline trials kept for a searched study, if any."""
+def data_key(info: dict[str, Any]) -> dict[str, Any]:
+    """What says that two models were tested on the same images: the data set, its source (a local
+    copy's path), the image shape and the test split."""
+    return {k: info.get(k) for k in ("dataset", "source", "image_shape", "n_test", "test_source")}
+
+
+def reference_trials(study: optuna.Study, studies_dir: str | Path | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The textbook models trained on `study`'s data and tested on its test split: the baselines kept
+    for it (`<study>-baselines`, `cifar-automl baseline --study-name`) and those kept for its data set
+    (`baselines-<dataset>`, in its storage or in `studies_dir`), the last run of each preset."""
+    data = study.user_attrs.get("data") or {}
+    names = [reference_study_name(study.study_name), f"baselines-{data.get('dataset')}"]
+    studies = []
+    for name in names:
+        try:
+            studies.append(optuna.load_study(study_name=name, storage=study._storage))
+        except KeyError:
+            url = default_storage_url(studies_dir, name) if studies_dir is not None else None
+            if url and Path(url.removeprefix("sqlite:///")).is_file():
+                studies.append(optuna.load_study(study_name=name, storage=open_storage(url)))
+    want = data_key(data)
+    latest: dict[str, optuna.trial.FrozenTrial] = {}
+    for ref in studies:
+        for t in ref.get_trials(deepcopy=False):
+            if t.user_attrs.get("baseline") and _data_of(t) == want:
+                latest[t.user_attrs["baseline"]] = t
+    return list(latest.values())
+
+
+def _data_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """A baseline's data key: recorded with it, or (an older run) read from its folder's config.json."""
+    if "data" in trial.user_attrs:
+        return trial.user_attrs["data"]
+    info_file = Path(trial.user_attrs.get("path", "")) / CONFIG_FILE
     try:
-        ref = optuna.load_study(study_name=reference_study_name(study.study_name), storage=study._storage)
-    except KeyError:
-        return []
-    return [t for t in ref.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]
+        return data_key(json.loads(info_file.read_text())["data"])
+    except (OSError, ValueError, KeyError):
+        return None

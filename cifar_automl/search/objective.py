@@ -9,7 +9,7 @@ import os
 import socket
 import time
 import traceback
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import optuna

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cifar_automl.cli import main
@@ -70,7 +71,7 @@ def test_presets_on_other_shapes_or_a_clear_error():
         build_preset(PRESETS["net1"], (12, 12, 3), 10)
 
 
-def test_baseline_is_trained_tested_and_kept_as_a_reference(study_dir, capsys):
+def test_baseline_is_trained_tested_and_kept_as_a_reference(study_dir, retrained, capsys):
     studies = study_dir / "studies"
     r = run_baseline(BaselineSettings(preset="three-block", study_name="tiny", studies_dir=str(studies),
                                       epochs=2, cache_dir=str(study_dir / "cache"), progress=False))
@@ -80,7 +81,14 @@ def test_baseline_is_trained_tested_and_kept_as_a_reference(study_dir, capsys):
     assert (r["out"] / "model_card.md").read_text().startswith("# Model card: reference model three-block")
     page = write_report("tiny", studies_dir=studies, out=study_dir / "report-with-baseline")
     text = page.read_text()
-    assert "Baselines" in text and "three-block" in text
+    board = pd.read_csv(page.parent / "leaderboard.csv")
+    row = board[board["model"] == "three-block"]
+    assert row["state"].tolist() == ["baseline"] and row["test_accuracy"].item() == pytest.approx(r["accuracy"])
+    assert "baseline: three-block" in set(pd.read_csv(page.parent / "blocks.csv")["block"])
+    winner = retrained.metrics["accuracy"]
+    gap = abs(100 * (winner - r["accuracy"]))
+    assert (f"tests {100 * winner:.1f}%, {gap:.1f} points {'above' if winner >= r['accuracy'] else 'below'} the best "
+            f"textbook model trained on the same data (three-block, {100 * r['accuracy']:.1f}%") in text
     assert main(["baseline", "--model", "three-block", "--study-name", "tiny", "--studies-dir", str(studies),
                  "--epochs", "1", "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err

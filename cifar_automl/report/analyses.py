@@ -1,0 +1,133 @@
+"""The analyses people used to do by hand, computed from a study's trials (pandas, no plotting):
+what each searched choice bought, the same at equal epochs, the best learning curve of each block
+type, and how the search's winner compares with the textbook models trained on the same data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from . import format as fmt
+from .tables import finished
+
+CHOICES = ("block", "optimizer", "activation", "batch_size", "augment")  # the choices people compare
+
+
+def choice_table(frame: pd.DataFrame, choices: tuple[str, ...] = CHOICES) -> pd.DataFrame:
+    """Per searched choice and option: trials, best, median and spread (interquartile range) of
+    validation accuracy, and the median seconds per epoch. Choices the study did not vary are left out."""
+    done = finished(frame)
+    rows = []
+    for choice in choices:
+        if choice not in done.columns or done[choice].nunique() < 2:
+            continue
+        for option, g in done.groupby(choice):
+            acc = g["val_accuracy"].astype(float)
+            rows.append({"choice": choice, "option": str(option), "trials": len(g), "best": acc.max(),
+                         "median": acc.median(), "spread": acc.quantile(0.75) - acc.quantile(0.25),
+                         "epoch_seconds": g["epoch_seconds"].median()})
+    return pd.DataFrame(rows, columns=["choice", "option", "trials", "best", "median", "spread", "epoch_seconds"])
+
+
+def choice_at_equal_epochs(study: optuna.Study, frame: pd.DataFrame, choices: tuple[str, ...] = CHOICES,
+                           min_trials: int = 2) -> pd.DataFrame:
+    """The same choices at equal training: median validation accuracy after 1, 2, 4, ... epochs, over
+    the trials that trained that long (pruned ones included, up to where they stopped), so that an
+    option is not judged by the trials that happened to be trained longer. An epoch is shown where
+    every option has at least `min_trials` trials."""
+    curves = {t.number: t.intermediate_values for t in study.get_trials(deepcopy=False)}
+    done = finished(frame)
+    epochs = sorted({step for values in curves.values() for step in values})
+    shown = [e for e in epochs if e >= 1 and (e & (e - 1) == 0 or e == epochs[-1])]  # 1, 2, 4, 8, ..., the last
+    rows = []
+    for choice in choices:
+        if choice not in done.columns or done[choice].nunique() < 2:
+            continue
+        for epoch in shown:
+            row: dict[str, Any] = {"choice": choice, "epoch": epoch}
+            enough = True
+            for option, g in done.groupby(choice):
+                values = [curves[n][epoch] for n in g["number"] if epoch in curves.get(n, {})]
+                enough &= len(values) >= min_trials
+                row[str(option)] = float(np.median(values)) if values else np.nan
+            if enough:
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_curve_per_block(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """The learning curve (validation accuracy per epoch) of the best finished trial of each block type."""
+    done = finished(frame)
+    if done.empty or "block" not in done.columns:
+        return pd.DataFrame(columns=["block", "number", "epoch", "val_accuracy"])
+    trials = study.get_trials(deepcopy=False)
+    rows = []
+    for block, g in done.groupby("block"):
+        best = int(g.loc[g["val_accuracy"].astype(float).idxmax(), "number"])
+        for epoch, value in sorted(trials[best].intermediate_values.items()):
+            rows.append({"block": block, "number": best, "epoch": epoch, "val_accuracy": value})
+    return pd.DataFrame(rows)
+
+
+def baselines_table(trials: list[optuna.trial.FrozenTrial]) -> pd.DataFrame:
+    """The textbook models trained on the same data: test accuracy, size, epochs and minutes."""
+    rows = [{
+        "baseline": t.user_attrs["baseline"], "test_accuracy": t.user_attrs.get("test_accuracy"),
+        "val_accuracy": t.user_attrs.get("val_accuracy"), "params": t.user_attrs.get("params"),
+        "epochs_run": t.user_attrs.get("epochs_run"),
+        "minutes": t.user_attrs.get("train_minutes", sum(t.user_attrs.get("epoch_seconds", [])) / 60),
+        "description": t.user_attrs.get("description"),
+    } for t in trials]
+    columns = ["baseline", "test_accuracy", "val_accuracy", "params", "epochs_run", "minutes", "description"]
+    return pd.DataFrame(rows, columns=columns).sort_values("test_accuracy", ascending=False, ignore_index=True)
+
+
+def with_baselines(board: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with the textbook models as rows of their own (state "baseline") after the trials."""
+    if baselines.empty:
+        return board
+    rows = baselines.rename(columns={"baseline": "model"}).assign(state="baseline")
+    trials = board.assign(model=[f"trial {n}" for n in board["number"]]) if not board.empty else board
+    columns = ["model", *[c for c in board.columns if c != "number"]]
+    return pd.concat([trials, rows], ignore_index=True).reindex(columns=columns)
+
+
+def blocks_with_baselines(blocks: pd.DataFrame, baselines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The block-type comparison with each textbook model as a row, and the test accuracy of each
+    block type's best retrained trial beside the baselines' own."""
+    out = blocks.copy()
+    if not out.empty and "test_accuracy" in frame.columns:
+        tested = frame.dropna(subset=["test_accuracy"]).groupby("block")["test_accuracy"].max()
+        out["test_accuracy"] = out["block"].map(tested)
+    if baselines.empty:
+        return out
+    rows = pd.DataFrame({"block": [f"baseline: {b}" for b in baselines["baseline"]], "trials": 1,
+                         "best_val_accuracy": baselines["val_accuracy"], "test_accuracy": baselines["test_accuracy"],
+                         "median_params": baselines["params"], "trial_hours": baselines["minutes"] / 60})
+    return pd.concat([out, rows], ignore_index=True)
+
+
+def headline(summary: dict[str, Any], frame: pd.DataFrame, baselines: pd.DataFrame,
+             retrain: dict[str, Any] | None) -> str:
+    """One sentence: how far the retrained search winner is above or below the best textbook model
+    trained on the same data, and at what cost."""
+    if retrain is None:
+        return ("No trial has been retrained and tested yet, so the search's winner cannot be compared with "
+                "anything: run cifar-automl retrain.")
+    if baselines.empty:
+        return (f"The retrained search winner (trial {summary['retrained trial']}) tests "
+                f"{fmt.percent(retrain['accuracy'])}; no textbook model has been trained on this data yet "
+                "(cifar-automl baseline --study-name STUDY --model NAME).")
+    best = baselines.iloc[0]
+    gap = 100 * (retrain["accuracy"] - best["test_accuracy"])
+    search_minutes = float(frame["minutes"].sum()) if not frame.empty else 0.0
+    cost = search_minutes + float(retrain.get("train_minutes", 0.0))
+    size = retrain.get("params")
+    size_text = f", {size / best['params']:.2g}x its parameters" if size and best["params"] else ""
+    return (f"The retrained search winner (trial {summary['retrained trial']}) tests {fmt.percent(retrain['accuracy'])}, "
+            f"{abs(gap):.1f} points {'above' if gap >= 0 else 'below'} the best textbook model trained on the same "
+            f"data ({best['baseline']}, {fmt.percent(best['test_accuracy'])} after {fmt.duration(best['minutes'])} "
+            f"of training){size_text}, after {fmt.duration(cost)} of search and retraining.")

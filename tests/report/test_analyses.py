@@ -1,0 +1,70 @@
+"""The report's analyses and number formats, on a synthetic study with known trials."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cifar_automl.report import analyses, format as fmt, tables
+
+from ..helpers import synthetic_study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return synthetic_study(f"sqlite:///{tmp_path_factory.mktemp('s') / 's.db'}", n_trials=60, seed=3)
+
+
+def test_choice_table_counts_and_summarises_each_option(study):
+    frame = tables.trials_frame(study)
+    table = analyses.choice_table(frame)
+    done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    for option in ("plain", "inception", "residual"):
+        accs = [t.user_attrs["val_accuracy"] for t in done if t.user_attrs["config"]["arch"]["block"] == option]
+        row = table[(table["choice"] == "block") & (table["option"] == option)].iloc[0]
+        assert row["trials"] == len(accs) and row["best"] == max(accs)
+        assert row["median"] == pytest.approx(np.median(accs))
+        assert row["spread"] == pytest.approx(np.quantile(accs, 0.75) - np.quantile(accs, 0.25))
+    assert set(table["choice"]) <= set(analyses.CHOICES) and "optimizer" in set(table["choice"])
+
+
+def test_choices_at_equal_epochs_use_only_what_each_trial_reached(study):
+    frame = tables.trials_frame(study)
+    table = analyses.choice_at_equal_epochs(study, frame)
+    row = table[(table["choice"] == "block") & (table["epoch"] == 1)].iloc[0]
+    firsts = [t.intermediate_values[1] for t in study.trials
+              if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs["config"]["arch"]["block"] == "plain"
+              and 1 in t.intermediate_values]
+    assert row["plain"] == pytest.approx(np.median(firsts))
+    assert set(table["epoch"]) <= {1, 2, 4, 8, 9}
+
+
+def test_best_curve_per_block_is_the_best_trials_curve(study):
+    frame = tables.trials_frame(study)
+    curves = analyses.best_curve_per_block(study, frame)
+    for block, g in curves.groupby("block"):
+        trial = study.trials[g["number"].iloc[0]]
+        done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")
+                and t.user_attrs["config"]["arch"]["block"] == block]
+        assert trial.user_attrs["val_accuracy"] == max(t.user_attrs["val_accuracy"] for t in done)
+        assert list(g["val_accuracy"]) == [trial.intermediate_values[e] for e in g["epoch"]]
+
+
+def test_the_headline_compares_the_winner_with_the_best_baseline():
+    baselines = pd.DataFrame([{"baseline": "vgg-bn-aug", "test_accuracy": 0.85, "params": 2_000_000, "minutes": 45.0},
+                              {"baseline": "net1", "test_accuracy": 0.7, "params": 100_000, "minutes": 3.0}])
+    frame = pd.DataFrame({"minutes": [10.0, 20.0]})
+    text = analyses.headline({"retrained trial": 7}, frame, baselines,
+                             {"accuracy": 0.8712, "params": 1_000_000, "train_minutes": 30.0})
+    assert text == ("The retrained search winner (trial 7) tests 87.1%, 2.1 points above the best textbook model "
+                    "trained on the same data (vgg-bn-aug, 85.0% after 45.0 min of training), 0.5x its parameters, "
+                    "after 60.0 min of search and retraining.")
+
+
+@pytest.mark.parametrize("column, value, text", [
+    ("params", 596_000, "596k"), ("params", 1_234_567, "1.2M"), ("params", 950, "950"),
+    ("val_accuracy", 0.89176, "89.2%"), ("minutes", 0.5, "30 s"), ("minutes", 7.25, "7.2 min"),
+    ("minutes", 150, "2.5 h"), ("trial_hours", 2.0, "2.0 h"), ("learning_rate", 0.00123, "1.2e-03"),
+    ("epochs_run", 9, "9"), ("block", "residual", "residual"), ("test_accuracy", float("nan"), ""),
+])
+def test_numbers_read_at_a_glance(column, value, text):
+    assert fmt.cell(column, value) == text
