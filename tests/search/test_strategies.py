@@ -12,12 +12,21 @@ from cifar_automl.search.strategies import make_sampler, trial_seed
 from .common import run, settings
 
 
+SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                   "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
+PRUNER_CLASSES = {"hyperband": optuna.pruners.HyperbandPruner, "asha": optuna.pruners.SuccessiveHalvingPruner,
+                  "median": optuna.pruners.MedianPruner, "none": optuna.pruners.NopPruner}
+
+
 @pytest.mark.parametrize("sampler, pruner", [*[(s, "hyperband") for s in SAMPLERS],
                                              *[("tpe", p) for p in PRUNERS if p != "hyperband"]])
 def test_every_sampler_and_pruner_choice_runs(tmp_path, sampler, pruner):
     outcome = run(settings(tmp_path, trials=3, epochs=2, sampler=sampler, pruner=pruner))
     assert outcome.finished == 3 and outcome.stopped_reason is None
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in outcome.study.trials)
+    used = outcome.study.sampler
+    used = getattr(used, "_sampler", used)  # the per-trial seeding wrapper holds the sampler it made
+    assert type(used) is SAMPLER_CLASSES[sampler] and type(outcome.study.pruner) is PRUNER_CLASSES[pruner]
 
 
 def test_the_pruner_prunes_a_clearly_bad_trial(tmp_path):
