@@ -86,12 +86,13 @@ def baselines_table(trials: list[optuna.trial.FrozenTrial]) -> pd.DataFrame:
 
 
 def with_baselines(board: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with the textbook models as rows of their own (state "baseline") after the trials."""
+    """The leaderboard with the textbook models as rows of their own (state "baseline") after the trials,
+    named in a `model` column; trials keep their `number` (empty for a baseline)."""
     if baselines.empty:
         return board
     rows = baselines.rename(columns={"baseline": "model"}).assign(state="baseline")
     trials = board.assign(model=[f"trial {n}" for n in board["number"]]) if not board.empty else board
-    columns = ["model", *[c for c in board.columns if c != "number"]]
+    columns = ["model", *board.columns]
     return pd.concat([trials, rows], ignore_index=True).reindex(columns=columns)
 
 
