@@ -46,6 +46,7 @@ from .results import (
 )
 from .results.bundle import model_name
 from .results.export import export_path
+from .runtime import BACKENDS, select_backend
 from .search import (
     TIMEOUT_REACHED,
     SearchOutcome,
@@ -430,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cifar-automl", description="AutoML search for Keras image classifiers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); set before Keras starts")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, command in COMMANDS.items():
         doc = type(command).__doc__
@@ -445,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     _quiet_libraries(args.debug)
     try:
+        if args.backend is not None:
+            select_backend(args.backend)  # `cifar-automl` sets it earlier (__main__); here it must agree
         return COMMANDS[args.command].run(args)
     except UserError as e:
         print(f"cifar-automl: error: {e}", file=sys.stderr)

@@ -4,6 +4,18 @@ import pytest
 
 from .helpers import write_image_tree
 
+# The fast core that CI runs once more on JAX (`KERAS_BACKEND=jax python -m pytest -m core`), so that no
+# path quietly becomes TensorFlow-only: training and both input feeds, model building, a search, a
+# retrain with its exports and the backend choices.
+CORE = ("tests/training/", "tests/models/test_build.py", "tests/search/test_run.py", "tests/search/test_kerastuner.py",
+        "tests/results/test_retrain.py", "tests/test_runtime.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(CORE):
+            item.add_marker(pytest.mark.core)
+
 
 @pytest.fixture(scope="session")
 def study_dir(tmp_path_factory):

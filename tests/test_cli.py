@@ -214,9 +214,8 @@ def test_real_cifar10_search_retrain_report(tmp_path, capsys):
 def test_the_resume_line_and_the_dashboard_banner_hide_passwords_and_a_public_dashboard_is_warned_of(
         tmp_path, capsys, monkeypatch):
     import argparse
-    from types import SimpleNamespace
-
     import wsgiref.simple_server
+    from types import SimpleNamespace
 
     from cifar_automl import cli
     from cifar_automl.search import SearchSettings

@@ -55,7 +55,7 @@ def _head(x, num_classes: int, units: Sequence[int], *, dropout: float = 0.0, l2
         x = layers.Dense(n, activation="relu", kernel_regularizer=reg, name=f"dense{i + 1}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dense{i + 1}_dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="probs")(x)
+    return layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="probs", dtype="float32")(x)
 
 
 def _conv(x, filters: int, k: int, name: str, padding: str = "valid", bn: bool = False):
@@ -185,7 +185,7 @@ def wrn_16_8(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     x = layers.BatchNormalization(name="final_bn")(x)
     x = layers.Activation("relu", name="final_relu")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="probs")(x), name="wrn_16_8")
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x), name="wrn_16_8")
 
 
 def fmnist_cnn(input_shape: Sequence[int], num_classes: int) -> keras.Model:
@@ -200,7 +200,7 @@ def fmnist_cnn(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     x = layers.Dense(1024, activation="relu", name="dense1")(x)
     x = layers.Dropout(0.25, name="dense1_dropout")(x)
     x = layers.Dense(32, activation="relu", name="dense2")(x)
-    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="probs")(x), name="fmnist_cnn")
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x), name="fmnist_cnn")
 
 
 def _cfg(arch: ArchConfig, train: TrainConfig, augment: str | None = None) -> Callable[[], TrialConfig]:

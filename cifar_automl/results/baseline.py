@@ -104,6 +104,7 @@ def run_baseline(settings: BaselineSettings) -> dict[str, Any]:
             "epochs_run": result.epochs_run, "epoch_seconds": result.epoch_seconds,
             "history": result.history, "path": str(out), "cifar_automl_version": __version__,
             "data": data_key(splits.info), "train_minutes": metrics["train_minutes"],
+            "backend": metrics["backend"], "device": metrics["device"],
         },
     ))
     keras.backend.clear_session(free_memory=True)

@@ -3,7 +3,8 @@
 Every format carries the preprocessing (scaling and normalisation layers), so a raw image with pixel
 values 0..255 goes in and class probabilities come out. Each export gets a `labels.txt` (one class
 name per line, in output order) beside it. Conversion uses Keras' own `model.export()`; ONNX needs
-the optional `tf2onnx` package (`pip install 'cifar-automl[onnx]'`).
+the optional `tf2onnx` package (`pip install 'cifar-automl[onnx]'`). The converters are TensorFlow's: a model
+trained on JAX or PyTorch is converted in a TensorFlow process, from its `.keras` file.
 
 Formats sit in a registry: adding one is one function decorated with `@register_format`.
 """
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ import keras
 import numpy as np
 
 from ..errors import UserError
+from ..runtime import backend_name
 from .bundle import EXPORT_DIR, LABELS_FILE, class_names_for, classifier_shape
 
 Writer = Callable[[keras.Model, Path, Path], None]  # (loaded model, its .keras file, where to write)
@@ -113,18 +118,42 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path, overwrite: b
         model = keras.saving.load_model(model_path)
     except Exception as e:  # a truncated or foreign file
         raise UserError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
-    height, width, channels, _ = classifier_shape(model, model_path)
-    model(np.zeros((1, height, width, channels), np.float32))  # exporters trace a model that has run
+    classifier_shape(model, model_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial{out.suffix}")  # converters check the suffix
     _remove(tmp)
-    spec.write(model, model_path, tmp)
+    if fmt == "keras" or backend_name() == "tensorflow":
+        write(model, model_path, fmt, tmp)
+    else:
+        _write_on_tensorflow(model_path, fmt, tmp)
     _remove(out)
     tmp.rename(out)  # only a complete export replaces an old one
     names = class_names_for(model_path)
     if names:
         (out.parent / LABELS_FILE).write_text("\n".join(names) + "\n")
     return out
+
+
+def write(model: keras.Model, model_path: Path, fmt: str, out: Path) -> None:
+    """Write `model` (loaded from `model_path`) as `fmt` at `out`."""
+    height, width, channels, _ = classifier_shape(model, model_path)
+    model(np.zeros((1, height, width, channels), np.float32))  # exporters trace a model that has run
+    FORMATS[fmt].write(model, model_path, out)
+
+
+def _write_on_tensorflow(model_path: Path, fmt: str, out: Path) -> None:
+    """The converters (SavedModel, LiteRT, tf2onnx) are TensorFlow's: a model trained on JAX or PyTorch
+    is converted from its `.keras` file, which loads on every backend, in a TensorFlow process."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(f"{fmt} export needs TensorFlow (the converters are TensorFlow's): pip install tensorflow")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", __name__, str(model_path), fmt, str(out)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        _remove(out)
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise UserError(lines[-1].removeprefix("cifar-automl: error: ") if lines else
+                        f"{fmt} export failed (exit code {done.returncode})")
 
 
 def _check_onnx(path: Path, model: keras.Model) -> None:
@@ -150,3 +179,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+if __name__ == "__main__":  # _write_on_tensorflow's TensorFlow process: MODEL FORMAT OUT
+    try:
+        path = Path(sys.argv[1])
+        write(keras.saving.load_model(path), path, sys.argv[2], Path(sys.argv[3]))
+    except UserError as e:
+        print(f"cifar-automl: error: {e}", file=sys.stderr)
+        sys.exit(2)

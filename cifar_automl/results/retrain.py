@@ -23,7 +23,7 @@ from ..config import TrialConfig, option
 from ..data import Splits, channel_stats, load_dataset, make_splits
 from ..errors import StudyError, UserError
 from ..models import build_model
-from ..runtime import configure_devices
+from ..runtime import backend_name, configure_devices, device_name
 from ..study import load_existing_study, search_settings_of
 from ..training import (
     TTA_MODES,
@@ -158,7 +158,8 @@ def retrain_trial(
         progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
         tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": trial.value},
     )
-    summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params")}
+    summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params",
+                                       "backend", "device")}
     summary.update(path=str(out), created=info["created"], tta=settings.tta)
     study.set_user_attr(f"{RETRAIN_ATTR}{trial.number}", summary)
     keras.backend.clear_session(free_memory=True)
@@ -205,6 +206,8 @@ def train_test_save(
         "train_images": int(len(x_train)),
         "train_minutes": train_seconds / 60,
         "params": int(model.count_params()),
+        "backend": backend_name(),
+        "device": device_name(),
     }
     write_atomically(out, lambda folder: write_bundle(folder, model, info, result, evaluation, metrics, splits))
     return result, evaluation, metrics

@@ -13,13 +13,12 @@ from typing import Callable
 
 import keras
 import optuna
-import tensorflow as tf
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..data import Splits, channel_stats
 from ..models import build_model, estimate_flops
-from ..runtime import rss_mb
+from ..runtime import backend_name, device_name, is_out_of_memory, rss_mb
 from ..study import INTERRUPTED, OBJECTIVE
 from ..training import EpochRecorder, FitResult, fit, images_per_epoch
 from .space import SearchSpace
@@ -65,6 +64,8 @@ class Objective:
         trial.set_user_attr("normalization", {"mean": self.mean, "std": self.std})
         trial.set_user_attr("rss_mb", round(rss_mb(), 1))  # of the process, as the trial starts
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("backend", backend_name())
+        trial.set_user_attr("device", device_name())
         s = self.splits
         keras.utils.set_random_seed(self.seed + trial.number)
         recorder = EpochRecorder(images_per_epoch(len(s.x_train), cfg.train.batch_size))
@@ -95,13 +96,13 @@ class Objective:
             _record(trial, recorder)
             trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
-        except (tf.errors.ResourceExhaustedError, MemoryError) as e:
-            _record(trial, recorder)
-            trial.set_user_attr("fail_reason", f"out of memory: {str(e).splitlines()[0][:200]}")
-            return float("nan")
         except Exception as e:  # a bug or a configuration the model cannot take: this trial fails, not the search
             if _storage_error(e):
                 raise
+            if is_out_of_memory(e):
+                _record(trial, recorder)
+                trial.set_user_attr("fail_reason", f"out of memory: {(str(e).strip().splitlines() or [''])[0][:200]}")
+                return float("nan")
             _record(trial, recorder)
             return _failed(trial, e)
         finally:

@@ -16,6 +16,7 @@ import optuna
 from ..config import option
 from ..data import dataset_names, parse_subset
 from ..errors import UserError
+from ..runtime import visible_gpus
 from .strategies import PRUNERS, SAMPLERS
 
 DATA = "data"  # the argument group of the fields that say which data to load
@@ -56,7 +57,9 @@ class SearchSettings:
     warm_start: str | None = option(
         None, "try first the presets this space can express, or the 5 best trials of another study",
         metavar="baselines|STUDY")
-    workers: int = option(1, "worker processes training at once on this machine (default: %(default)s)")
+    workers: int = option(
+        1, "worker processes training at once on this machine; auto: one per visible GPU, each pinned to its "
+        "card (default: %(default)s)", type=lambda text: parse_workers(text), metavar="K|auto")
     heartbeat: int = option(
         30, "seconds between heartbeats of a running trial (database storages); a trial silent for 3 "
         "heartbeats is failed and re-run with the same parameters (default: %(default)s)")
@@ -67,6 +70,10 @@ class SearchSettings:
     image_size: int | None = option(None, "resize folder images to this size (default: most common)", group=DATA)
     cache_dir: str | None = option(None, "where decoded arrays are cached (default: ~/.cache/cifar-automl)",
                                    group=DATA)
+
+    def __post_init__(self) -> None:
+        if self.workers == "auto":  # the Python API's spelling of --workers auto
+            object.__setattr__(self, "workers", parse_workers("auto"))
 
     def validate(self) -> None:
         """One clear error for a value no search can run with (before any data or storage is touched)."""
@@ -117,3 +124,13 @@ class SearchOutcome:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # the search's splits (Splits.info)
+
+
+def parse_workers(text: str) -> int:
+    """A --workers value: a count, or `auto` (one worker per visible GPU; one without a GPU)."""
+    if text.strip() == "auto":
+        return max(1, len(visible_gpus()))
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--workers takes a number or auto, not '{text}'") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import pickle
 import signal
 import socket
@@ -29,7 +30,13 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import SearchError
-from ..runtime import configure_devices, import_tensorflow_quietly, on_signal
+from ..runtime import (
+    configure_devices,
+    gpu_for_worker,
+    import_tensorflow_quietly,
+    on_signal,
+    visible_gpus,
+)
 from ..study import FINISHED, INTERRUPTED, open_storage
 from .liveness import OWNER, fail_and_requeue
 from .settings import TIMEOUT_REACHED, SearchOutcome, SearchSettings
@@ -56,8 +63,10 @@ class _Events:
             pass
 
 
-def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool) -> None:
-    """The worker process's entry point (see `run_in_workers`)."""
+def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, gpu: str | None = None) -> None:
+    """The worker process's entry point (see `run_in_workers`); `gpu`: the one card it may use."""
+    if gpu is not None:  # before any framework starts: it sees this card only, as its device 0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     # Ctrl-C reaches the whole process group; the parent handles it and sets `stop`, which the
     # running trial checks between batches (a signal landing inside TensorFlow's C code is unsafe)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -126,6 +135,7 @@ class _Slot:
     go: Any  # an Event: set, the worker runs trials; a standby waits for it
     events: Any  # the reading end of the pipe the worker sends its events down
     started: int = 0  # trials it has started
+    gpu: str | None = None  # the card it is pinned to (None: no GPU, or it sees them all)
     running: int | None = None
     stop_reason: str | None = None
     error: tuple[str, str] | None = None  # an error the worker stopped on: its line and traceback
@@ -161,6 +171,7 @@ def run_in_workers(
     quiet = logging_quiet()
     slots: dict[int, _Slot] = {}
     next_id = 0
+    gpus = visible_gpus()  # each worker is pinned to the card the fewest workers use
 
     def needs_worker() -> bool:
         states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -179,11 +190,12 @@ def run_in_workers(
         if ready:
             go.set()
         reader, writer = ctx.Pipe(duplex=False)
+        gpu = gpu_for_worker(gpus, [slot.gpu for slot in slots.values()])
         process = ctx.Process(target=run, name=f"cifar-automl-worker-{next_id}",
-                              args=(payload, writer, stop, go, quiet))
+                              args=(payload, writer, stop, go, quiet, gpu))
         process.start()
         writer.close()  # the worker holds the only writing end: when it exits, the pipe ends
-        slots[next_id] = _Slot(process, go, reader)
+        slots[next_id] = _Slot(process, go, reader, gpu=gpu)
         next_id += 1
 
     def retire_standbys() -> None:

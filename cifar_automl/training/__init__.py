@@ -7,7 +7,8 @@ from .callbacks import EpochProgress, EpochRecorder, FitResult, Lookahead
 from .evaluate import TTA_MODES, Evaluation, evaluate_model, matching_tta, predict_probs
 from .fit import EVAL_BATCH_SIZE, compile_model, evaluate, fit
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
-from .pipeline import images_per_epoch, make_dataset, steps_per_epoch
+from .pipeline import make_dataset
+from .plan import images_per_epoch, steps_per_epoch
 
 __all__ = [
     "AUGMENTATIONS", "EVAL_BATCH_SIZE", "OPTIMIZERS", "SCHEDULES", "TTA_MODES", "Augmentation", "EpochProgress",

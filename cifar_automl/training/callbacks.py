@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..models import all_layers
+from .pipeline import take
 
 
 @dataclass
@@ -119,7 +120,7 @@ def recalibrate_batch_norm(model: keras.Model, dataset: Any, batches: int) -> No
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, dtype="float32"))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape, dtype="float32"))
     try:
-        for k, (x, _) in enumerate(dataset.take(batches), start=1):
+        for k, (x, _) in enumerate(take(dataset, batches), start=1):
             for layer in bns:
                 layer.momentum = (k - 1) / k  # moving = running mean of the batch statistics
             model(x, training=True)
@@ -171,6 +172,9 @@ class Lookahead(keras.callbacks.Callback):
             self.update(1.0)
 
     def update(self, decay: float) -> None:
+        # on JAX, fit() keeps the weights outside the model mid-epoch: reading `self.model` brings them
+        # back (Callback.model syncs them), and the next step takes the values assigned here
+        self.model  # noqa: B018
         for slow, w in zip(self.slow, self.weights):
             slow.assign(decay * slow.value + (1.0 - decay) * keras.ops.cast(w.value, slow.dtype))
-            w.assign(slow.value)
+            w.assign(keras.ops.copy(slow.value))  # its own buffer: JAX's train step donates the weights

@@ -18,7 +18,8 @@ import numpy as np
 from ..config import TrainConfig
 from .callbacks import BatchNormRecalibration, EpochRecorder, FitResult, Lookahead
 from .optimizers import make_optimizer
-from .pipeline import images_per_epoch, make_dataset, steps_per_epoch
+from .pipeline import make_dataset
+from .plan import images_per_epoch, steps_per_epoch
 
 EVAL_BATCH_SIZE = 512  # evaluation holds no gradients, so larger batches are cheap and faster
 BN_RECALIBRATION_IMAGES = 2048  # images that re-estimate batch-norm statistics after weight averaging
@@ -45,13 +46,15 @@ def fit(
     verbose: int | str = 0,
     initial_epoch: int = 0,
     stop_epoch: int | None = None,
+    feed: str | None = None,
 ) -> FitResult:
     """Compile and train `model` as `cfg` says; returns the per-epoch record.
 
     The schedule (learning rate, lookahead) is laid out over `cfg.epochs`. `initial_epoch` and
     `stop_epoch` train only epochs [initial_epoch, stop_epoch) of it, as if the earlier ones had run:
     the schedule, the lookahead and the data order pick up where they would be (KerasTuner's
-    Hyperband resumes a promoted model this way). Exceptions raised by callbacks (such as a pruning
+    Hyperband resumes a promoted model this way). `feed` picks the input feed (`pipeline.FEEDS`;
+    default: the backend's faster one). Exceptions raised by callbacks (such as a pruning
     callback) propagate; pass your own `recorder` to keep the epochs recorded before them.
     """
     num_classes = int(model.output.shape[-1])
@@ -61,11 +64,11 @@ def fit(
         model.optimizer.iterations.assign(initial_epoch * steps)
     train_ds = make_dataset(
         x_train, y_train, num_classes, cfg.batch_size, training=True, augment=cfg.augment, seed=seed,
-        first_epoch=initial_epoch,
+        first_epoch=initial_epoch, feed=feed,
     )
     val_ds = None
     if validation is not None:
-        val_ds = make_dataset(*validation, num_classes, EVAL_BATCH_SIZE, training=False)
+        val_ds = make_dataset(*validation, num_classes, EVAL_BATCH_SIZE, training=False, feed=feed)
     recorder = recorder or EpochRecorder(images_per_epoch(len(x_train), cfg.batch_size))
     extra: list[keras.callbacks.Callback] = []
     if cfg.weight_averaging:  # ~2,000 images re-estimate the batch-norm statistics of the averaged weights

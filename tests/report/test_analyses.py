@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cifar_automl.report import analyses, format as fmt, tables
+from cifar_automl.report import analyses, tables
+from cifar_automl.report import format as fmt
 
 from ..helpers import synthetic_study
 

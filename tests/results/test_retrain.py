@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -110,6 +111,28 @@ def test_exports_load_without_the_package_and_agree(tmp_path, retrained, fmt):
     np.testing.assert_allclose(probs, reference, atol=1e-4)
     with pytest.raises(UserError, match="already exists"):
         export_model(retrained.out_dir / "model.keras", fmt, out)
+
+
+def _installed_backends():
+    import importlib.util
+
+    return [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
+
+
+@pytest.mark.parametrize("backend", _installed_backends())
+def test_a_keras_file_loads_and_agrees_on_every_installed_backend(tmp_path, retrained, backend):
+    import keras
+
+    x = np.load(retrained.out_dir / "samples.npz")["per_class"][:6]
+    np.savez(tmp_path / "x.npz", x=x)
+    run = subprocess.run([sys.executable, "-c", FRESH, "keras", str(retrained.out_dir / "model.keras"),
+                          str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "KERAS_BACKEND": backend})
+    assert run.returncode == 0, run.stderr[-2000:]
+    probs = np.array(json.loads(run.stdout.strip().splitlines()[-1]))
+    reference = keras.saving.load_model(retrained.out_dir / "model.keras").predict(x.astype("float32"), verbose=0)
+    np.testing.assert_allclose(probs, reference, atol=1e-4)
+    assert retrained.metrics["backend"] == keras.backend.backend()  # recorded with the model
 
 
 def test_predict_top_k_with_resizing_colour_rule_and_bad_files(tmp_path, retrained, capsys):

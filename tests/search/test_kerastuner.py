@@ -68,6 +68,8 @@ def _recording(monkeypatch, module, record):
     import keras
     import numpy as np
 
+    from cifar_automl.training.pipeline import take
+
     fit_module = importlib.import_module("cifar_automl.training.fit")  # the module (the package exports the function)
 
     # the functions themselves, not a spy installed by an earlier call
@@ -82,7 +84,7 @@ def _recording(monkeypatch, module, record):
         ds = real_dataset(*args, **kwargs)
         if kwargs.get("training"):
             steps = max(1, len(args[0]) // args[3])
-            batches = [np.argmax(y, axis=1).tolist() for _, y in ds.take(steps * 2)]
+            batches = [np.argmax(np.asarray(y), axis=1).tolist() for _, y in take(ds, steps * 2)]
             record["epochs"] = [batches[:steps], batches[steps:]]
         return ds
 

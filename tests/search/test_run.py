@@ -1,3 +1,4 @@
+import keras
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -21,6 +22,7 @@ def test_search_stores_trials_with_curves_and_attributes(tmp_path):
         ua = t.user_attrs
         assert set(ua) >= {"config", "params", "flops", "epoch_seconds", "history", "val_accuracy",
                            "val_loss", "cifar_automl_version", "images_per_second", "normalization"}
+        assert ua["backend"] == keras.backend.backend() and ua["device"].startswith(("CPU: ", "GPU: "))
         assert len(t.intermediate_values) == ua["epochs_run"] == len(ua["epoch_seconds"])
         assert list(t.intermediate_values.values()) == pytest.approx(ua["history"]["val_accuracy"], abs=1e-6)
         if t.state == TrialState.COMPLETE:

@@ -11,7 +11,6 @@ from cifar_automl.search.strategies import make_sampler, trial_seed
 
 from .common import run, settings
 
-
 SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                    "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
 PRUNER_CLASSES = {"hyperband": optuna.pruners.HyperbandPruner, "asha": optuna.pruners.SuccessiveHalvingPruner,
