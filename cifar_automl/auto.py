@@ -38,6 +38,7 @@ from .search import (
     SearchSettings,
     run_search,
 )
+from .study import accuracy
 from .training import images_per_epoch, matching_tta
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
@@ -122,12 +123,12 @@ def choose_retrain(
     fastest, for one epoch, when none fits one). More epochs
     than MAX_EPOCH_MULTIPLE x its search epochs are not planned (the schedule's gains flatten out).
     """
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-                and not math.isnan(t.value)]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy(t) is not None
+                and not math.isnan(accuracy(t))]
     if not complete:
         raise UserError("the search finished no trial within its share of the budget: give a larger --budget "
                         "or a larger --search-share")
-    ranked = sorted(complete, key=lambda t: t.value, reverse=True)[:top]
+    ranked = sorted(complete, key=accuracy, reverse=True)[:top]
     options = []
     for rank, t in enumerate(ranked):
         per_image = seconds_per_image(t, search_train_images)
@@ -145,13 +146,13 @@ def choose_retrain(
         if epochs >= searched:
             why = "the best trial" if rank == 0 else (
                 f"rank {rank + 1}: the better ones get fewer epochs than they were searched with")
-            return RetrainChoice(t.number, epochs, epoch, float(t.value), why)
+            return RetrainChoice(t.number, epochs, epoch, float(accuracy(t)), why)
     if max(o[2] for o in options) == 0:  # not one epoch fits: the fastest trial, one epoch
         rank, t, epochs, epoch, _ = min(options, key=lambda o: o[3])
-        return RetrainChoice(t.number, 1, epoch, float(t.value),
+        return RetrainChoice(t.number, 1, epoch, float(accuracy(t)),
                              "less than one epoch of any candidate is left: the fastest, one epoch")
     rank, t, epochs, epoch, _ = max(options, key=lambda o: (o[2], -o[0]))
-    return RetrainChoice(t.number, epochs, epoch, float(t.value),
+    return RetrainChoice(t.number, epochs, epoch, float(accuracy(t)),
                          "the budget left is short: the trial that gets the most epochs")
 
 

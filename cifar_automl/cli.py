@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import optuna
 import optuna_dashboard
+import pandas as pd
 
 from . import __version__
 from .auto import AUTO_TRIALS, SEARCH_SHARE, parse_duration, run_auto
@@ -37,6 +38,7 @@ from .results import (
     BaselineSettings,
     RetrainSettings,
     best_retrained,
+    export_front,
     export_model,
     pick_trials,
     predict_files,
@@ -112,6 +114,8 @@ def add_settings_args(p: argparse.ArgumentParser, settings_class: type, **defaul
                 kwargs["choices"] = meta["choices"]()
             if meta["metavar"]:
                 kwargs["metavar"] = meta["metavar"]
+            if meta.get("const") is not None:
+                kwargs.update(nargs="?", const=meta["const"])
         target.add_argument(flag, **kwargs)
 
 
@@ -262,8 +266,18 @@ class Export(Command):
         p.add_argument("--format", nargs="+", choices=list(FORMATS), default=["keras"], help="(default: keras)")
         p.add_argument("--out", help="output path (one format), or a folder to write into (default: <retrain dir>/export/)")
         p.add_argument("--overwrite", action="store_true")
+        p.add_argument("--pareto", action="store_true",
+                       help="every model of `retrain --pareto`, each file then measured on the test split "
+                            "(accuracy, batch-1 latency)")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.pareto:
+            if not args.study_name or args.model or args.trial is not None or args.out:
+                raise UserError("--pareto exports a study's front: pass --study-name, without --model, --trial or --out")
+            study, _ = load_existing_study(args.study_name, args.storage, args.studies_dir)
+            rows = export_front(study, args.studies_dir, args.format, overwrite=args.overwrite, storage=args.storage)
+            print(format_table(pd.DataFrame(rows)[["trial", "format", "accuracy", "latency_ms", "path"]]))
+            return 0
         if args.model:
             model_path = Path(args.model)
         else:

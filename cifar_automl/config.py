@@ -16,16 +16,17 @@ CONFIG_VERSION = 1
 
 def option(default: Any, help: str, *, type: Callable[[str], Any] | None = None,
            choices: Callable[[], Any] | None = None, metavar: str | None = None, group: str | None = None,
-           flag: str | None = None, cli: bool = True) -> Any:
+           flag: str | None = None, cli: bool = True, const: Any = None) -> Any:
     """A field of a settings class (`SearchSettings`, `RetrainSettings`, ...) together with its command-line
     flag, so that the flag is declared once, beside the field (`cli.add_settings_args` reads it).
 
     The flag is `--field-name` unless `flag` says otherwise; a boolean field whose default is False
     becomes a switch. `choices` is called when the parser is built (registries can grow until then);
-    `cli=False` keeps the field out of the command line.
+    `cli=False` keeps the field out of the command line; with `const`, the flag's value may be left
+    out and is then `const` (`--pareto` alone is `--pareto 5`).
     """
     meta = {"help": help, "type": type, "choices": choices, "metavar": metavar, "group": group, "flag": flag,
-            "cli": cli}
+            "cli": cli, "const": const}
     return dataclasses.field(default=default, metadata=meta)
 
 

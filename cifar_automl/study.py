@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import __version__
 from .errors import StudyError
 
+CURVE = "val_curve"  # per-epoch validation accuracy as a user attribute (studies of several objectives)
 OBJECTIVE = "val_accuracy"  # the metric every trial reports per epoch and the study maximizes
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # a trial's "fail_reason" user attribute when workers started it beside others that already filled
@@ -130,17 +131,24 @@ def open_study(
     identity: dict[str, Any],
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
+    directions: Sequence[str] = ("maximize",),
+    metric_names: Sequence[str] = (OBJECTIVE,),
 ) -> optuna.Study:
     """Create the study, or load it after checking it was made with the same `identity` (space, data,
-    epochs: what makes its trials comparable)."""
+    epochs, objectives: what makes its trials comparable). Its objectives are named (`metric_names`),
+    so optuna-dashboard labels its plots with them."""
     check_study_name(study_name)
     try:
         existing = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
         existing = None
     if existing is not None:
-        if existing.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise StudyError(f"study '{study_name}' in {redact(storage_url)} minimizes; it was not made by this tool")
+        if [d.name.lower() for d in existing.directions] != list(directions):
+            if existing.directions[0] != optuna.study.StudyDirection.MAXIMIZE:
+                raise StudyError(f"study '{study_name}' in {redact(storage_url)} minimizes; it was not made by this tool")
+            made = ",".join(existing.metric_names or []) or f"{len(existing.directions)} objective(s)"
+            raise StudyError(f"study '{study_name}' optimises {made}, not {','.join(metric_names)}: rerun with its "
+                             "--objective, or pass a new --study-name")
         stored = existing.user_attrs.get("identity")
         if stored is None:
             raise StudyError(
@@ -153,14 +161,29 @@ def open_study(
                     f"study '{study_name}' was created with {key}={stored.get(key)!r}, not {value!r}: "
                     f"rerun with the same {flag}, or pass a new --study-name"
                 )
+        if stored.get("goal") != identity.get("goal"):  # objectives and limits (absent: accuracy alone)
+            raise StudyError(
+                f"study '{study_name}' was created with {_goal_text(stored.get('goal'))}, not "
+                f"{_goal_text(identity.get('goal'))}: rerun with the same --objective/--max-latency/--max-params, "
+                "or pass a new --study-name")
         return existing
     study = optuna.create_study(
         study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
-        direction="maximize", load_if_exists=True,
+        directions=list(directions), load_if_exists=True,
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(metric_names))
     study.set_user_attr("identity", identity)
     study.set_user_attr("cifar_automl_version", __version__)
     return study
+
+
+def _goal_text(goal: dict[str, Any] | None) -> str:
+    goal = goal or {"objective": "accuracy"}
+    limits = [f"{flag} {goal[key]}" for key, flag in (("max_latency_ms", "--max-latency"), ("max_params", "--max-params"))
+              if goal.get(key) is not None]
+    return f"--objective {goal['objective']}" + "".join(f", {limit}" for limit in limits)
 
 
 def load_existing_study(
@@ -191,3 +214,17 @@ def search_settings_of(study: optuna.Study) -> dict[str, Any]:
 
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def accuracy(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A finished trial's validation accuracy: its value, or its first value in a study with several
+    objectives (where `trial.value` raises)."""
+    return trial.values[0] if trial.values else None
+
+
+def curve(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
+    """A trial's validation accuracy by epochs trained: its intermediate values, or (several objectives,
+    where Optuna refuses `report`) its user attribute `val_curve`."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    return {step: float(v) for step, v in enumerate(trial.user_attrs.get(CURVE) or [], start=1)}

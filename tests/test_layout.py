@@ -26,9 +26,9 @@ from cifar_automl.search.space import parse_space
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cifar_automl"
 # the pipeline, first to last: a module may import its own stage and earlier ones, never a later one
-STAGES = ["config", "errors", "runtime", "study", "data", "models", "training", "search", "results", "report",
+STAGES = ["config", "errors", "runtime", "pareto", "study", "data", "models", "training", "search", "results", "report",
           "auto", "cli", "__main__"]
-FOUNDATION = {"config": 0, "errors": 0, "runtime": 0, "study": 1}
+FOUNDATION = {"config": 0, "errors": 0, "runtime": 0, "pareto": 0, "study": 1}
 
 
 def _stage(module: str) -> int:

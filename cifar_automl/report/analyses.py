@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from ..study import curve
 from . import format as fmt
 from .tables import finished
 
@@ -38,7 +39,7 @@ def choice_at_equal_epochs(study: optuna.Study, frame: pd.DataFrame, choices: tu
     the trials that trained that long (pruned ones included, up to where they stopped), so that an
     option is not judged by the trials that happened to be trained longer. An epoch is shown where
     every option has at least `min_trials` trials."""
-    curves = {t.number: t.intermediate_values for t in study.get_trials(deepcopy=False)}
+    curves = {t.number: curve(t) for t in study.get_trials(deepcopy=False)}
     done = finished(frame)
     epochs = sorted({step for values in curves.values() for step in values})
     shown = [e for e in epochs if e >= 1 and (e & (e - 1) == 0 or e == epochs[-1])]  # 1, 2, 4, 8, ..., the last
@@ -67,7 +68,7 @@ def best_curve_per_block(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFra
     rows = []
     for block, g in done.groupby("block"):
         best = int(g.loc[g["val_accuracy"].astype(float).idxmax(), "number"])
-        for epoch, value in sorted(trials[best].intermediate_values.items()):
+        for epoch, value in sorted(curve(trials[best]).items()):
             rows.append({"block": block, "number": best, "epoch": epoch, "val_accuracy": value})
     return pd.DataFrame(rows)
 
@@ -132,3 +133,22 @@ def headline(summary: dict[str, Any], frame: pd.DataFrame, baselines: pd.DataFra
             f"{abs(gap):.1f} points {'above' if gap >= 0 else 'below'} the best textbook model trained on the same "
             f"data ({best['baseline']}, {fmt.percent(best['test_accuracy'])} after {fmt.duration(best['minutes'])} "
             f"of training){size_text}, after {fmt.duration(cost)} of search and retraining.")
+
+
+def front_table(study: optuna.Study, retrained: dict[int, dict[str, Any]],
+                exported: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    """A study of several objectives: its Pareto front at search time (validation accuracy and the
+    costs it was searched on), with each retrained model's test accuracy and each exported file's own
+    measured test accuracy and batch-1 latency. Empty for a study of one objective."""
+    if len(study.directions) < 2:
+        return pd.DataFrame()
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.values[1]):
+        row: dict[str, Any] = {"trial": t.number, **dict(zip(names, t.values)),
+                               "test_accuracy": (retrained.get(t.number) or {}).get("accuracy")}
+        for form, m in (exported.get(t.number) or {}).items():
+            row[f"{form}_accuracy"] = m["accuracy"]
+            row[f"{form}_latency_ms"] = m["latency_ms"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..study import OBJECTIVE, accuracy
 from . import tables
 
 GREY = "rgba(150,150,150,0.35)"
@@ -47,11 +48,19 @@ def common_params(study: optuna.Study) -> list[str]:
     return sorted(p for p in common if len({repr(t.params[p]) for t in trials}) > 1)
 
 
+def on_accuracy(study: optuna.Study) -> dict:
+    """Arguments that point Optuna's plots at validation accuracy: its plots of one value refuse a
+    study of several objectives unless given a `target`."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": accuracy, "target_name": OBJECTIVE}
+
+
 def importances(study: optuna.Study):
     params = common_params(study)
     if not params:
         raise ValueError("no parameter varies across the finished trials")
-    return optuna.visualization.plot_param_importances(study, params=params)
+    return optuna.visualization.plot_param_importances(study, params=params, **on_accuracy(study))
 
 
 def fig_best_so_far_by_block(curve: pd.DataFrame):
@@ -172,4 +181,17 @@ def fig_best_curve_per_block(curves: pd.DataFrame):
                                  line=dict(color=BLOCK_COLOURS.get(str(block)))))
     fig.update_layout(title="The best trial of each block type, epoch by epoch", xaxis_title="epoch",
                       yaxis_title="val accuracy")
+    return fig
+
+
+def fig_front(front: pd.DataFrame):
+    """Each exported file of the front by its own measured test accuracy against its batch-1 latency."""
+    rows = [{"trial": r["trial"], "format": col.removesuffix("_latency_ms"), "latency_ms": r[col],
+             "test_accuracy": r[col.replace("_latency_ms", "_accuracy")]}
+            for _, r in front.iterrows() for col in front.columns
+            if col.endswith("_latency_ms") and pd.notna(r[col])]
+    fig = px.line(pd.DataFrame(rows).sort_values("latency_ms"), x="latency_ms", y="test_accuracy", color="format",
+                  markers=True, hover_data=["trial"], log_x=True,
+                  labels={"latency_ms": "ms per image at batch 1 (measured on the file)", "test_accuracy": "test accuracy"})
+    fig.update_layout(title="The front's exported models, measured")
     return fig

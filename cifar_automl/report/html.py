@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..results import (
     Bundle,
     best_retrained,
+    front_exports,
     load_bundle,
     reference_trials,
     retrain_dir,
@@ -75,6 +76,7 @@ def report_data(study: optuna.Study, others: list[optuna.Study], studies_dir: st
         "best_curves": analyses.best_curve_per_block(study, frame),
         "pareto_params": tables.pareto_front(frame, "params"),
         "pareto_epoch_time": tables.pareto_front(frame, "epoch_seconds"),
+        "front": analyses.front_table(study, retrain_summaries(study), front_exports(study)),
     }
     return d
 

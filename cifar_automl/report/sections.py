@@ -68,13 +68,15 @@ def build_sections(d: ReportData) -> list[Section]:
                 "How the search spent its trials: the optimization history, best so far against wall time, the "
                 "learning curves behind pruning (pruned trials grey), which parameters mattered, and how "
                 "accuracy moves with each choice.",
-                [F.figure(lambda: optuna.visualization.plot_optimization_history(study), need=done, n=1),
+                [F.figure(lambda: optuna.visualization.plot_optimization_history(study, **F.on_accuracy(study)), need=done, n=1),
                  F.figure(lambda: F.fig_best_vs_wall_time(frame), need=done, n=1),
                  F.figure(lambda: F.fig_learning_curves(tables.learning_curves(study))),
                  F.figure(lambda: F.importances(study), need=done, n=3),
-                 F.figure(lambda: optuna.visualization.plot_parallel_coordinate(study, params=F.common_params(study)),
+                 F.figure(lambda: optuna.visualization.plot_parallel_coordinate(study, params=F.common_params(study),
+                                                                         **F.on_accuracy(study)),
                           need=done, n=2),
-                 F.figure(lambda: optuna.visualization.plot_slice(study, params=F.common_params(study)), need=done, n=1),
+                 F.figure(lambda: optuna.visualization.plot_slice(study, params=F.common_params(study),
+                                                          **F.on_accuracy(study)), need=done, n=1),
                  F.figure(lambda: optuna.visualization.plot_timeline(study), need=frame, n=1)]),
         Section("Accuracy vs cost",
                 "Each finished trial by validation accuracy against parameters and against seconds per epoch on "
@@ -82,10 +84,22 @@ def build_sections(d: ReportData) -> list[Section]:
                 [F.figure(lambda: F.fig_pareto(done, t["pareto_params"], "params", "parameters", log=True),
                           need=done, n=1),
                  F.figure(lambda: F.fig_pareto(done, t["pareto_epoch_time"], "epoch_seconds", "seconds per epoch"),
-                          need=done, n=1)]),
+                          need=done, n=1),
+                 *front_parts(t["front"])]),
         retrained_section(d.retrained),
     ]
     return sections
+
+
+def front_parts(front: pd.DataFrame) -> list[str]:
+    """A search of several objectives: its front, what retraining and exporting its models measured
+    (`retrain --pareto`, `export --pareto`), as a table and a figure."""
+    if front.empty:
+        return []
+    parts = ["<h3>The searched front, retrained and exported</h3>", table_html(front)]
+    if front.filter(like="_latency_ms").notna().any().any():
+        parts.append(F.figure(lambda: F.fig_front(front)))
+    return parts
 
 
 def retrained_section(r: Bundle | None) -> Section:

@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 
 from ..results import retrain_summaries
-from ..study import DUPLICATE, SURPLUS
+from ..study import DUPLICATE, SURPLUS, accuracy, curve
 from .format import readable
 
 LEADERBOARD_COLUMNS = [
@@ -43,7 +43,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "study": study.study_name,
             "number": t.number,
             "state": t.state.name.lower(),
-            "value": t.value,
+            "value": accuracy(t),
             "val_accuracy": ua.get("val_accuracy"),
             "val_loss": ua.get("val_loss"),
             "best_epoch": ua.get("best_epoch"),
@@ -167,7 +167,7 @@ def learning_curves(study: optuna.Study) -> pd.DataFrame:
     """Long table of per-epoch validation accuracy (the intermediate values) of every trial."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        for step, value in sorted(t.intermediate_values.items()):  # step: epochs trained
+        for step, value in sorted(curve(t).items()):  # step: epochs trained
             rows.append({"number": t.number, "state": t.state.name.lower(), "epoch": step,
                          "val_accuracy": value,
                          "block": t.user_attrs.get("config", {}).get("arch", {}).get("block")})

@@ -10,7 +10,8 @@ from .bundle import (
     retrain_dir,
     retrain_summaries,
 )
-from .export import FORMATS, export_model, register_format
+from .export import FORMATS, export_model, measure_export, register_format
+from .front import export_front, front_exports
 from .predict import predict_files
 from .retrain import (
     EPOCH_MULTIPLIER,
@@ -24,7 +25,7 @@ from .retrain import (
 
 __all__ = [
     "EPOCH_MULTIPLIER", "FORMATS", "MODEL_FILE", "BaselineSettings", "Bundle", "RetrainResult", "RetrainSettings",
-    "best_retrained", "export_model", "load_bundle", "load_study_data", "pick_trials", "predict_files",
+    "best_retrained", "export_front", "export_model", "front_exports", "measure_export", "load_bundle", "load_study_data", "pick_trials", "predict_files",
     "reference_trials", "register_format", "retrain", "retrain_dir", "retrain_summaries", "retrain_trial",
     "run_baseline",
 ]

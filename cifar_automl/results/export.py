@@ -11,12 +11,14 @@ Formats sit in a registry: adding one is one function decorated with `@register_
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ from ..runtime import backend_name
 from .bundle import EXPORT_DIR, LABELS_FILE, class_names_for, classifier_shape
 
 Writer = Callable[[keras.Model, Path, Path], None]  # (loaded model, its .keras file, where to write)
+Predict = Callable[[np.ndarray], np.ndarray]  # float32 images (N, H, W, C) in 0..255 -> probabilities
+Runner = Callable[[Path], Predict]  # an exported file -> its predict function (the format's own runtime)
 
 
 @dataclass(frozen=True)
@@ -39,16 +43,28 @@ class ExportFormat:
     write: Writer
     requires: str | None = None  # a module the format needs
     missing: str = ""  # the error when that module is not installed
+    run: Runner | None = None  # loads an exported file in the format's own runtime (measure_export)
 
 
 FORMATS: dict[str, ExportFormat] = {}
 
 
 def register_format(name: str, suffix: str, requires: str | None = None, missing: str = ""):
-    """Register `write(model, model_path, out)`, which writes `model` in this format at `out`."""
+    """Register `write(model, model_path, out)`, which writes `model` in this format at `out`; a
+    runner for the format's files is added with `@register_runner(name)`."""
 
     def deco(fn: Writer) -> Writer:
         FORMATS[name] = ExportFormat(name, suffix, fn, requires, missing)
+        return fn
+
+    return deco
+
+
+def register_runner(name: str):
+    """Register `run(path) -> predict`, which loads an exported file of format `name` in its own runtime."""
+
+    def deco(fn: Runner) -> Runner:
+        FORMATS[name] = dataclasses.replace(FORMATS[name], run=fn)
         return fn
 
     return deco
@@ -76,6 +92,71 @@ def _onnx(model: keras.Model, model_path: Path, out: Path) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         model.export(str(out), format="onnx", verbose=False)
     _check_onnx(out, model)
+
+
+@register_runner("keras")
+def _run_keras(path: Path) -> Predict:
+    model = keras.saving.load_model(path)
+    return lambda x: keras.ops.convert_to_numpy(model.predict_on_batch(x))
+
+
+@register_runner("savedmodel")
+def _run_savedmodel(path: Path) -> Predict:
+    import tensorflow as tf  # the format's own runtime
+
+    loaded = tf.saved_model.load(str(path))
+    return lambda x: loaded.serve(x).numpy()
+
+
+@register_runner("tflite")
+def _run_tflite(path: Path) -> Predict:
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # LiteRT's own package, where installed
+    except ImportError:
+        import tensorflow as tf  # the interpreter TensorFlow still ships
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
+        interpreter = Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape: list[tuple | None] = [None]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if shape[0] != x.shape:
+            interpreter.resize_tensor_input(inp["index"], x.shape)
+            interpreter.allocate_tensors()
+            shape[0] = x.shape
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+
+    return predict
+
+
+@register_runner("onnx")
+def _run_onnx(path: Path) -> Predict:
+    import onnxruntime as ort  # optional: installed with the onnx extra
+
+    session = ort.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def measure_export(path: str | Path, fmt: str, x: np.ndarray, y: np.ndarray, calls: int = 50,
+                   batch_size: int = 256) -> dict[str, float]:
+    """Test accuracy and batch-1 latency (ms, median of `calls` after a warm-up call) of an exported
+    file, run in its format's own runtime (TFLite's interpreter, onnxruntime, ...) on this machine."""
+    predict = FORMATS[fmt].run(Path(path))
+    x = x.astype(np.float32)
+    probs = np.concatenate([predict(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    predict(x[:1])  # warm up batch 1 (an interpreter resizes its input once)
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        predict(x[i % len(x):i % len(x) + 1])
+        times.append(time.perf_counter() - start)
+    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y)), "latency_ms": 1000 * float(np.median(times))}
 
 
 def export_path(model_path: Path, fmt: str, out: str | Path | None, formats: int = 1) -> Path:

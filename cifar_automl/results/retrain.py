@@ -23,8 +23,9 @@ from ..config import TrialConfig, option
 from ..data import Splits, channel_stats, load_dataset, make_splits
 from ..errors import StudyError, UserError
 from ..models import build_model
+from ..pareto import spread
 from ..runtime import backend_name, configure_devices, device_name
-from ..study import load_existing_study, search_settings_of
+from ..study import accuracy, load_existing_study, search_settings_of
 from ..training import (
     TTA_MODES,
     EpochProgress,
@@ -43,6 +44,7 @@ from .bundle import (
 )
 
 EPOCH_MULTIPLIER = 3  # retrain for this many times the search's epochs per trial
+PARETO_MODELS = 5  # retrain --pareto's default: models spread along the front
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class RetrainSettings:
     studies_dir: str = option("studies", "(default: %(default)s)")
     trial: int | None = option(None, "trial number (default: the best)")
     top: int = option(1, "retrain the top K trials, to compare them on the test split (default: %(default)s)")
+    pareto: int | None = option(
+        None, "a study of several objectives: retrain K trials spread along its Pareto front (K: default 5; "
+        "a smaller front whole)", const=PARETO_MODELS, metavar="K")
     epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
     seed: int = option(0, "(default: %(default)s)")
     early_stopping: bool = option(
@@ -90,10 +95,25 @@ def pick_trials(study: optuna.Study, trial: int | None, top: int) -> list[optuna
         return match
     if top < 1:
         raise UserError(f"--top must be at least 1, not {top}")
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and accuracy(t) is not None]
     if not done:
         raise StudyError(f"study '{study.study_name}' has no complete trial yet: run or resume the search first")
-    return sorted(done, key=lambda t: t.value, reverse=True)[:top]
+    return sorted(done, key=accuracy, reverse=True)[:top]
+
+
+def pareto_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """`k` trials of the study's Pareto front (Optuna's `best_trials`: feasible ones only, under limits),
+    spread evenly along its first cost, cheapest first."""
+    if len(study.directions) < 2:
+        raise UserError(f"study '{study.study_name}' has one objective: --pareto needs a search with "
+                        "--objective accuracy,latency or accuracy,params")
+    if k < 1:
+        raise UserError(f"--pareto must be at least 1, not {k}")
+    front = [t for t in study.best_trials if "config" in t.user_attrs]
+    if not front:
+        raise StudyError(f"study '{study.study_name}' has no complete trial yet: run or resume the search first")
+    picks = spread([t.values for t in front], k)
+    return sorted((front[i] for i in picks), key=lambda t: t.values[1])
 
 
 def load_study_data(study: optuna.Study, settings: RetrainSettings) -> tuple[Splits, dict[str, Any]]:
@@ -113,7 +133,7 @@ def load_study_data(study: optuna.Study, settings: RetrainSettings) -> tuple[Spl
 def retrain(settings: RetrainSettings) -> list[RetrainResult]:
     """Retrain the chosen trial(s) of a study (see `RetrainSettings`), each into its own folder."""
     study, _ = load_existing_study(settings.study_name, settings.storage, settings.studies_dir)
-    chosen = pick_trials(study, settings.trial, settings.top)
+    chosen = pareto_trials(study, settings.pareto) if settings.pareto else pick_trials(study, settings.trial, settings.top)
     for t in chosen:
         out = retrain_dir(settings.studies_dir, study.study_name, t.number)
         if out.exists() and not settings.overwrite:
@@ -156,11 +176,12 @@ def retrain_trial(
         model, cfg.train, x_train, y_train, validation, splits, out, info,
         patience=settings.patience if settings.early_stopping else None,
         progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
-        tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": trial.value},
+        tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": accuracy(trial)},
     )
     summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params",
                                        "backend", "device")}
-    summary.update(path=str(out), created=info["created"], tta=settings.tta)
+    summary.update(path=str(out), created=info["created"], tta=settings.tta, pareto=bool(settings.pareto),
+                   values=list(trial.values or []))
     study.set_user_attr(f"{RETRAIN_ATTR}{trial.number}", summary)
     keras.backend.clear_session(free_memory=True)
     return RetrainResult(trial.number, out, metrics, result, evaluation)

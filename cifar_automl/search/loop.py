@@ -195,13 +195,13 @@ def _run(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None
         _tell(study, trial, state=TrialState.FAIL)
         raise
     else:
-        if math.isnan(value):
+        if isinstance(value, float) and math.isnan(value):
             _tell(study, trial, state=TrialState.FAIL)  # the objective recorded why
         else:
             _tell(study, trial, value)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | list[float] | None = None,
           state: TrialState | None = None) -> FrozenTrial | None:
     """`study.tell`, except that a trial another process has finished meanwhile (failed as stale
     while this one stalled) is left as it is: the loop goes on with the next trial."""

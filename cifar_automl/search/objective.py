@@ -20,8 +20,12 @@ from ..data import Splits, channel_stats
 from ..models import build_model, estimate_flops
 from ..runtime import backend_name, device_name, is_out_of_memory, rss_mb
 from ..study import INTERRUPTED, OBJECTIVE
-from ..training import EpochRecorder, FitResult, fit, images_per_epoch
+from ..training import EpochRecorder, FitResult, fit, images_per_epoch, measure_latency
+from .moasha import CURVE
+from .objectives import Goal
 from .space import SearchSpace
+
+LATENCY_CALLS = 30  # batch-1 calls whose median is a trial's latency (after one warm-up call)
 
 
 class Objective:
@@ -36,7 +40,9 @@ class Objective:
         on_epoch: Callable[[int, int, dict], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         deadline: float | None = None,
+        goal: Goal | None = None,
     ) -> None:
+        self.goal = goal or Goal()
         self.space = space
         self.splits = splits
         self.epochs = epochs
@@ -47,10 +53,11 @@ class Objective:
         self.training = False  # True while Keras is fitting (see run._sigint_between_batches)
         self.mean, self.std = channel_stats(splits.x_train)
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        """Train the trial's configuration; its best validation accuracy, or NaN for a failed trial
-        (its `fail_reason` says why: NaN loss, out of memory, or any error of sampling or training,
-        whose traceback is kept in the user attribute `traceback`)."""
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        """Train the trial's configuration; its best validation accuracy (with its costs, for several
+        objectives), or NaN for a failed trial (its `fail_reason` says why: NaN loss, out of memory, or
+        any error of sampling or training, whose traceback is kept in the user attribute `traceback`).
+        A trial over a limit (--max-params, --max-latency) is pruned before it trains."""
         if trial.user_attrs.get("fail_reason") is not None:  # a retry inherits its original's attrs
             trial.set_user_attr("fail_reason", None)
         try:
@@ -75,7 +82,9 @@ class Objective:
             )
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
-            callbacks: list[keras.callbacks.Callback] = [PruneAtEpochEnd(trial, self.epochs, self.deadline)]
+            self._check_limits(trial, model)
+            prune = (ParetoPruneAtEpochEnd if self.goal.multi else PruneAtEpochEnd)(trial, self.epochs, self.deadline)
+            callbacks: list[keras.callbacks.Callback] = [prune]
             if self.stop_requested is not None:
                 callbacks.append(keras.callbacks.LambdaCallback(
                     on_train_batch_end=_interrupt_if(self.stop_requested),
@@ -113,7 +122,24 @@ class Objective:
             trial.set_user_attr("fail_reason", f"loss became NaN at epoch {result.nan_epoch + 1}")
             return float("nan")  # Optuna marks the trial FAIL; the search goes on
         best, _ = result.best(OBJECTIVE)
-        return best
+        return self.goal.values(best, trial.user_attrs)
+
+    def _check_limits(self, trial: optuna.Trial, model: keras.Model) -> None:
+        """Measure the latency when an objective or a limit needs it, store the constraint values
+        (Optuna's convention: <= 0 keeps the limit), and prune a trial over a limit before training."""
+        if self.goal.needs_latency:
+            x = self.splits.x_val[: LATENCY_CALLS].astype("float32")
+            latency = measure_latency(model, x, single=LATENCY_CALLS, batch=None)["latency_ms_batch1"]
+            trial.set_user_attr("latency_ms", round(latency, 4))
+            trial.set_user_attr("latency_device", device_name())
+        if self.goal.limited:
+            attrs = trial.user_attrs
+            for name, value in self.goal.constraints(attrs).items():
+                trial.set_constraint(name, value)
+            broken = self.goal.broken_limit(attrs)
+            if broken is not None:
+                trial.set_user_attr("pruned_reason", broken)
+                raise optuna.TrialPruned(f"over a limit before training: {broken}")
 
 
 def _storage_error(e: Exception) -> bool:
@@ -162,6 +188,27 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
             return
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {step}: val_accuracy {float(value):.4f}")
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.trial.set_user_attr("pruned_reason", "time budget")
+            raise optuna.TrialPruned(f"time budget spent at epoch {step}")
+
+
+class ParetoPruneAtEpochEnd(PruneAtEpochEnd):
+    """`PruneAtEpochEnd` for several objectives, where Optuna refuses `trial.report()` and
+    `trial.should_prune()`: the validation curve grows in the user attribute `val_curve`, and the
+    study's pruner (`moasha.ParetoSuccessiveHalving`) is asked through `BasePruner.prune`."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value, step = (logs or {}).get(OBJECTIVE), epoch + 1
+        if value is None:
+            return
+        curve = [*(self.trial.user_attrs.get(CURVE) or []), round(float(value), 6)]
+        self.trial.set_user_attr(CURVE, curve)
+        if step >= self.epochs:
+            return
+        study = self.trial.study
+        if study.pruner.prune(study, study._storage.get_trial(self.trial._trial_id)):
+            raise optuna.TrialPruned(f"pruned after epoch {step}: not on the leading fronts of its rung")
         if self.deadline is not None and time.time() >= self.deadline:
             self.trial.set_user_attr("pruned_reason", "time budget")
             raise optuna.TrialPruned(f"time budget spent at epoch {step}")

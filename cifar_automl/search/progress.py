@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..config import TrialConfig
 from ..data import Splits
-from ..study import OBJECTIVE, count_finished
+from ..study import OBJECTIVE, accuracy, count_finished
 from .space import SearchSpace
 
 
@@ -77,11 +77,14 @@ class SearchReporter:
         self._set_best(study)
 
     def _set_best(self, study: optuna.Study) -> None:
-        try:
-            best = study.best_trial
-            self._best = f"best {best.value:.4f} (#{best.number})"
-        except ValueError:
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if accuracy(t) is not None]
+        if not done:
             self._best = "best -"
+        elif len(study.directions) > 1:
+            self._best = f"front {len(study.best_trials)} trial(s), best accuracy {max(map(accuracy, done)):.4f}"
+        else:
+            best = max(done, key=accuracy)
+            self._best = f"best {accuracy(best):.4f} (#{best.number})"
         self.bar.set_postfix_str(self._best)
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ Trials run in worker processes (`workers.py`), or in this process with `trials_p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import signal
 import threading
@@ -27,6 +28,7 @@ from ..study import (
 from .liveness import fail_stale
 from .loop import claim_lock, trial_loop
 from .objective import Objective
+from .objectives import Goal
 from .progress import ReporterEvents, SearchReporter, header
 from .settings import DEFAULT_MAX_IMAGES, SearchOutcome, SearchSettings
 from .space import SearchSpace, load_space
@@ -98,10 +100,13 @@ def run_search(
     study_name = settings.study_name or space.name
     storage_url = settings.storage or default_storage_url(settings.studies_dir, study_name)
     storage = open_storage(storage_url)
+    goal = settings.goal
     identity = study_identity(space, splits, settings.epochs, settings.seed)
+    if goal != Goal():  # (a study of accuracy alone keeps the identity it always had)
+        identity["goal"] = dataclasses.asdict(goal)
     sampler = make_sampler(settings.sampler, settings.seed)
-    pruner = make_pruner(settings.pruner, settings.epochs)
-    study = open_study(storage, storage_url, study_name, identity, sampler, pruner)
+    pruner = make_pruner(settings.pruner, settings.epochs, goal)
+    study = open_study(storage, storage_url, study_name, identity, sampler, pruner, goal.directions, goal.metric_names)
     study.set_user_attr("data", splits.info)
     study.set_user_attr("search_settings", settings.data_settings())
     study.set_user_attr("space_definition", space.to_dict())
@@ -132,7 +137,7 @@ def run_search(
             if settings.trials_per_process == 0:
                 stop = threading.Event()
                 objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
-                                      deadline=deadline if settings.prune_at_timeout else None)
+                                      deadline=deadline if settings.prune_at_timeout else None, goal=goal)
                 with _sigint_between_batches(stop, lambda: objective.training):
                     outcome.ran, outcome.stopped_reason = trial_loop(
                         study, objective, settings.trials, deadline, None, forward, heartbeat=settings.heartbeat,

@@ -17,6 +17,7 @@ from ..config import option
 from ..data import dataset_names, parse_subset
 from ..errors import UserError
 from ..runtime import visible_gpus
+from .objectives import OBJECTIVES, Goal
 from .strategies import PRUNERS, SAMPLERS
 
 DATA = "data"  # the argument group of the fields that say which data to load
@@ -44,6 +45,11 @@ class SearchSettings:
     test_fraction: float = option(
         0.2, "test share carved (fixed seed) when the data has no official test split (default: %(default)s)")
     seed: int = option(0, "seed for sampling, splits and training (default: %(default)s)")
+    objective: str = option(
+        "accuracy", "what to optimise: validation accuracy alone, or against latency (ms per image at batch 1) "
+        "or parameters, as a Pareto front (default: %(default)s)", choices=lambda: OBJECTIVES)
+    max_latency: float | None = option(None, "limit: ms per image at batch 1, measured in each trial", metavar="MS")
+    max_params: int | None = option(None, "limit: parameters", metavar="N")
     sampler: str = option("tpe", "(default: %(default)s)", choices=lambda: tuple(SAMPLERS))
     pruner: str = option("hyperband", "per-epoch pruning on val accuracy (default: %(default)s)",
                          choices=lambda: tuple(PRUNERS))
@@ -75,8 +81,17 @@ class SearchSettings:
         if self.workers == "auto":  # the Python API's spelling of --workers auto
             object.__setattr__(self, "workers", parse_workers("auto"))
 
+    @property
+    def goal(self) -> Goal:
+        return Goal(self.objective, self.max_latency, self.max_params)
+
     def validate(self) -> None:
         """One clear error for a value no search can run with (before any data or storage is touched)."""
+        goal = self.goal  # checks the objective and the limits
+        if goal.multi and self.pruner == "median":
+            raise UserError("--pruner median ranks one objective: use asha, hyperband or none with several")
+        if goal.multi and self.sampler == "cmaes":
+            raise UserError("--sampler cmaes takes one objective: use tpe, nsga2, random or qmc with several")
         if self.trials < 1:
             raise UserError(f"--trials must be at least 1, not {self.trials}")
         if self.epochs < 1:

@@ -19,13 +19,20 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
+from .moasha import ParetoSuccessiveHalving
+from .objectives import Goal
 
 
 def _tpe(seed: int) -> optuna.samplers.BaseSampler:
-    # multivariate + group: models the joint distribution and handles conditional parameters
+    # multivariate + group: models the joint distribution and handles conditional parameters; with
+    # several objectives it is Optuna's multi-objective TPE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed)
 
 
 def _cmaes(seed: int) -> optuna.samplers.BaseSampler:
@@ -42,8 +49,10 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
     )
 
 
+# TPE and NSGA-II read the trials' constraints (Trial.set_constraint: --max-latency, --max-params)
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe,
+    "nsga2": _nsga2,
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": _cmaes,
     "qmc": _qmc,
@@ -56,7 +65,6 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
     "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     "none": lambda epochs: optuna.pruners.NopPruner(),
 }
-
 
 # samplers whose draws follow a sequence of the study (QMC: the scrambled sequence's next point)
 # rather than a process's random state: one seed for the whole study, not one per trial
@@ -110,7 +118,13 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
         self._sampler.reseed_rng()
 
 
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, epochs: int, goal: Goal | None = None) -> optuna.pruners.BasePruner:
+    """The pruner `name`; with several objectives, `hyperband` and `asha` are multi-objective successive
+    halving (`moasha`), as Optuna's own pruners rank one value."""
     if name not in PRUNERS:
         raise UserError(f"unknown pruner '{name}' (choose from {', '.join(PRUNERS)})")
+    if goal is not None and goal.multi and name != "none":
+        if name == "median":
+            raise UserError("--pruner median ranks one objective: use asha, hyperband or none with several")
+        return ParetoSuccessiveHalving(goal.costs, min_resource=1, reduction_factor=3)
     return PRUNERS[name](epochs)

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from ..config import TrialConfig
 from ..models import PRESETS
-from ..study import INTERRUPTED, load_existing_study
+from ..study import INTERRUPTED, accuracy, load_existing_study
 from .settings import SearchSettings
 from .space import SearchSpace
 
@@ -54,7 +54,7 @@ def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings
     else:
         other, _ = load_existing_study(source, settings.storage, settings.studies_dir)
         best = sorted((t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if "config" in t.user_attrs), key=lambda t: t.value, reverse=True)[:5]
+                       if "config" in t.user_attrs), key=accuracy, reverse=True)[:5]
         candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
     queued = []
     for label, cfg in candidates:

@@ -101,11 +101,12 @@ def worker_main(
     try:
         study = optuna.load_study(
             study_name=study_name, storage=open_storage(storage_url),
-            sampler=make_sampler(settings.sampler, settings.seed), pruner=make_pruner(settings.pruner, settings.epochs),
+            sampler=make_sampler(settings.sampler, settings.seed),
+            pruner=make_pruner(settings.pruner, settings.epochs, settings.goal),
         )
         events.put(("device", configure_devices(settings.mixed_precision)))
         objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
-                              deadline=deadline if settings.prune_at_timeout else None)
+                              deadline=deadline if settings.prune_at_timeout else None, goal=settings.goal)
         parent = mp_parent_alive()
         while not go.wait(0.5):
             if stop.is_set() or not parent():

@@ -4,7 +4,14 @@ evaluation (`evaluate`). Knows Keras, not Optuna."""
 
 from .augment import AUGMENTATIONS, Augmentation, get_augmentation
 from .callbacks import EpochProgress, EpochRecorder, FitResult, Lookahead
-from .evaluate import TTA_MODES, Evaluation, evaluate_model, matching_tta, predict_probs
+from .evaluate import (
+    TTA_MODES,
+    Evaluation,
+    evaluate_model,
+    matching_tta,
+    measure_latency,
+    predict_probs,
+)
 from .fit import EVAL_BATCH_SIZE, compile_model, evaluate, fit
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
 from .pipeline import make_dataset
@@ -13,6 +20,7 @@ from .plan import images_per_epoch, steps_per_epoch
 __all__ = [
     "AUGMENTATIONS", "EVAL_BATCH_SIZE", "OPTIMIZERS", "SCHEDULES", "TTA_MODES", "Augmentation", "EpochProgress",
     "EpochRecorder", "Evaluation", "FitResult", "Lookahead", "compile_model", "evaluate", "evaluate_model", "fit",
-    "get_augmentation", "images_per_epoch", "make_dataset", "make_optimizer", "matching_tta", "predict_probs",
+    "get_augmentation", "images_per_epoch", "make_dataset", "make_optimizer", "matching_tta", "measure_latency",
+    "predict_probs",
     "steps_per_epoch",
 ]

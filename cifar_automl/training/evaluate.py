@@ -111,8 +111,9 @@ def classification_metrics(
     return metrics, per_class, confusion
 
 
-def measure_latency(model: keras.Model, x: np.ndarray, single: int = 50, batch: int = 256) -> dict[str, float]:
-    """Milliseconds per image at batch size 1 (median of `single` calls) and in batches of `batch`."""
+def measure_latency(model: keras.Model, x: np.ndarray, single: int = 50, batch: int | None = 256) -> dict[str, float]:
+    """Milliseconds per image at batch size 1 (median of `single` calls, after a warm-up call) and in
+    batches of `batch` (None: batch 1 only)."""
     x = x.astype(np.float32)
     one = x[:1]
     model.predict_on_batch(one)  # warm up (tracing)
@@ -121,6 +122,8 @@ def measure_latency(model: keras.Model, x: np.ndarray, single: int = 50, batch: 
         start = time.perf_counter()
         model.predict_on_batch(x[i % len(x) : i % len(x) + 1])
         times.append(time.perf_counter() - start)
+    if batch is None:
+        return {"latency_ms_batch1": 1000 * float(np.median(times))}
     xb = np.resize(x, (batch, *x.shape[1:]))
     model.predict_on_batch(xb)
     start = time.perf_counter()

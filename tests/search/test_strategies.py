@@ -12,6 +12,7 @@ from cifar_automl.search.strategies import make_sampler, trial_seed
 from .common import run, settings
 
 SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                   "nsga2": optuna.samplers.NSGAIISampler,
                    "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
 PRUNER_CLASSES = {"hyperband": optuna.pruners.HyperbandPruner, "asha": optuna.pruners.SuccessiveHalvingPruner,
                   "median": optuna.pruners.MedianPruner, "none": optuna.pruners.NopPruner}
