@@ -111,7 +111,9 @@ def _run_savedmodel(path: Path) -> Predict:
 @register_runner("tflite")
 def _run_tflite(path: Path) -> Predict:
     try:
-        from ai_edge_litert.interpreter import Interpreter  # LiteRT's own package, where installed
+        from ai_edge_litert.interpreter import (
+            Interpreter,  # LiteRT's own package, where installed
+        )
     except ImportError:
         import tensorflow as tf  # the interpreter TensorFlow still ships
 
