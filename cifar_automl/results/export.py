@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..runtime import backend_name
+from ..training.evaluate import batch1_latency_ms
 from .bundle import EXPORT_DIR, LABELS_FILE, class_names_for, classifier_shape
 
 Writer = Callable[[keras.Model, Path, Path], None]  # (loaded model, its .keras file, where to write)
@@ -152,13 +152,7 @@ def measure_export(path: str | Path, fmt: str, x: np.ndarray, y: np.ndarray, cal
     predict = FORMATS[fmt].run(Path(path))
     x = x.astype(np.float32)
     probs = np.concatenate([predict(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    predict(x[:1])  # warm up batch 1 (an interpreter resizes its input once)
-    times = []
-    for i in range(calls):
-        start = time.perf_counter()
-        predict(x[i % len(x):i % len(x) + 1])
-        times.append(time.perf_counter() - start)
-    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y)), "latency_ms": 1000 * float(np.median(times))}
+    return {"accuracy": float(np.mean(probs.argmax(axis=1) == y)), "latency_ms": batch1_latency_ms(predict, x, calls)}
 
 
 def export_path(model_path: Path, fmt: str, out: str | Path | None, formats: int = 1) -> Path:

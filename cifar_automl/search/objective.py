@@ -183,14 +183,20 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
         value, step = (logs or {}).get(OBJECTIVE), epoch + 1
         if value is None:
             return
-        self.trial.report(float(value), step=step)
+        self.report(float(value), step)
         if step >= self.epochs:
             return
-        if self.trial.should_prune():
+        if self.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {step}: val_accuracy {float(value):.4f}")
         if self.deadline is not None and time.time() >= self.deadline:
             self.trial.set_user_attr("pruned_reason", "time budget")
             raise optuna.TrialPruned(f"time budget spent at epoch {step}")
+
+    def report(self, value: float, step: int) -> None:
+        self.trial.report(value, step=step)
+
+    def should_prune(self) -> bool:
+        return self.trial.should_prune()
 
 
 class ParetoPruneAtEpochEnd(PruneAtEpochEnd):
@@ -198,20 +204,12 @@ class ParetoPruneAtEpochEnd(PruneAtEpochEnd):
     `trial.should_prune()`: the validation curve grows in the user attribute `val_curve`, and the
     study's pruner (`moasha.ParetoSuccessiveHalving`) is asked through `BasePruner.prune`."""
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value, step = (logs or {}).get(OBJECTIVE), epoch + 1
-        if value is None:
-            return
-        curve = [*(self.trial.user_attrs.get(CURVE) or []), round(float(value), 6)]
-        self.trial.set_user_attr(CURVE, curve)
-        if step >= self.epochs:
-            return
+    def report(self, value: float, step: int) -> None:
+        self.trial.set_user_attr(CURVE, [*(self.trial.user_attrs.get(CURVE) or []), round(value, 6)])
+
+    def should_prune(self) -> bool:
         study = self.trial.study
-        if study.pruner.prune(study, study._storage.get_trial(self.trial._trial_id)):
-            raise optuna.TrialPruned(f"pruned after epoch {step}: not on the leading fronts of its rung")
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.trial.set_user_attr("pruned_reason", "time budget")
-            raise optuna.TrialPruned(f"time budget spent at epoch {step}")
+        return study.pruner.prune(study, study._storage.get_trial(self.trial._trial_id))
 
 
 def _record(trial: optuna.Trial, recorder: EpochRecorder) -> FitResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -111,19 +111,25 @@ def classification_metrics(
     return metrics, per_class, confusion
 
 
+def batch1_latency_ms(predict: Callable[[np.ndarray], Any], x: np.ndarray, calls: int = 50) -> float:
+    """Milliseconds per image at batch size 1: the median of `calls` calls of `predict` on single
+    images of `x` (float32), after a warm-up call (tracing, an interpreter's first resize)."""
+    predict(x[:1])
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        predict(x[i % len(x) : i % len(x) + 1])
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
 def measure_latency(model: keras.Model, x: np.ndarray, single: int = 50, batch: int | None = 256) -> dict[str, float]:
     """Milliseconds per image at batch size 1 (median of `single` calls, after a warm-up call) and in
     batches of `batch` (None: batch 1 only)."""
     x = x.astype(np.float32)
-    one = x[:1]
-    model.predict_on_batch(one)  # warm up (tracing)
-    times = []
-    for i in range(single):
-        start = time.perf_counter()
-        model.predict_on_batch(x[i % len(x) : i % len(x) + 1])
-        times.append(time.perf_counter() - start)
+    latency = {"latency_ms_batch1": batch1_latency_ms(model.predict_on_batch, x, single)}
     if batch is None:
-        return {"latency_ms_batch1": 1000 * float(np.median(times))}
+        return latency
     xb = np.resize(x, (batch, *x.shape[1:]))
     model.predict_on_batch(xb)
     start = time.perf_counter()
@@ -131,7 +137,7 @@ def measure_latency(model: keras.Model, x: np.ndarray, single: int = 50, batch: 
     for _ in range(repeats):
         model.predict_on_batch(xb)
     batched = (time.perf_counter() - start) / (repeats * batch)
-    return {"latency_ms_batch1": 1000 * float(np.median(times)), f"latency_ms_batch{batch}": 1000 * batched}
+    return {**latency, f"latency_ms_batch{batch}": 1000 * batched}
 
 
 def evaluate_model(
