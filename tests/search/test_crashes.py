@@ -133,9 +133,11 @@ def test_kills_of_workers_and_commands_cost_nothing_but_their_trials(tmp_path, k
     killed = [t for t in trials if t.state == TrialState.FAIL
               and t.user_attrs.get("fail_reason", "").startswith(("worker process died", "stale:"))]
     assert killed, _summary(trials)  # the kills hit trials
-    for t in killed:  # every killed trial re-run once, with its parameters
+    for t in killed:  # every killed trial re-run once, with the parameters it had drawn
         retries = [r for r in trials if (r.system_attrs.get("retry_history") or [None])[-1] == t.number]
-        assert len(retries) == 1 and retries[0].params == t.params, (t.number, _summary(trials))
+        assert len(retries) == 1, (t.number, _summary(trials))
+        # a kill can land between two draws: the retry keeps what was drawn and draws the rest
+        assert retries[0].params.items() >= t.params.items(), (t.number, _summary(trials))
     ran = [t for t in trials if t.params]
     for t in ran:  # no configuration twice, except a marked retry of a killed trial
         twins = [o for o in ran if o.params == t.params and o.number != t.number]
