@@ -1,10 +1,15 @@
 """One command under a wall-time budget: search -> choose -> retrain -> test -> report (`run_auto`).
 
 `cifar-automl auto --budget 2h` searches for `search_share` of the budget, then retrains one of the best
-trials on all training data for as many epochs as the rest of the budget holds, evaluates it on the
-test split and writes the report. Epoch times on the retrain data are estimated from the trial's own
-recorded training speed (images/s of its steady-state epochs, plus a 10% margin), so the plan needs no
-extra runs.
+trials on all training data for what the rest of the budget holds, evaluates it on the test split and
+writes the report. Epoch times on the retrain data are estimated from the trial's own recorded
+training speed (images/s of its steady-state epochs, plus a 10% margin), so the plan needs no extra
+runs. When whole epochs would leave more than 5% of the budget unused, the retrain's schedule is sized
+in steps to the time left (its last epoch cut short).
+
+A space with defaults (a known-good recipe) runs them as the first trial. If the search share holds
+fewer than MIN_SEARCH_TRIALS trials as long as that one, a search cannot be expected to pay for
+itself: `auto` says so, stops searching, and spends the rest of the budget retraining the defaults.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from .search import (
     SearchOutcome,
     SearchReporter,
     SearchSettings,
+    load_space,
     run_search,
 )
 from .study import accuracy
-from .training import images_per_epoch, matching_tta
+from .training import images_per_epoch, matching_tta, steps_per_epoch
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
 AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
@@ -49,6 +55,14 @@ MAX_EPOCH_MULTIPLE = 15  # retrain at most this many times the trial's search ep
 # Retrain epochs on all the data ran 0.9-1.25x the time the trial's steady search epochs predicted in
 # the measured runs (benchmarks/RESULTS.md), two of them over budget: plan with a 10% margin
 EPOCH_MARGIN = 1.1
+# the retrain may leave at most this share of the budget unused: when whole epochs would leave more, the
+# schedule is sized in steps to the time left (its last epoch cut short)
+FILL_SHARE = 0.05
+# a search pays for itself only if its share of the budget holds this many trials of the space's
+# defaults (each as long as the first, unpruned, one): on NAS-Bench-201 (benchmarks/nb201.py) TPE needs
+# a median of ~30 trials to reach random search's 200-trial best, and with pruning a trial costs about a
+# third of a full one; a search that holds fewer cannot be expected to beat a known-good default
+MIN_SEARCH_TRIALS = 10
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -93,13 +107,26 @@ class RetrainChoice:
     epoch_seconds: float  # estimated, on the retrain data
     val_accuracy: float
     reason: str
+    steps: int | None = None  # the schedule's length in steps when its last epoch is cut short
+    steps_per_epoch: int | None = None
+
+    @property
+    def length(self) -> str:
+        if self.steps is None or not self.steps_per_epoch:
+            return f"{self.epochs} epochs"
+        return f"{self.steps / self.steps_per_epoch:.2f} epochs ({self.steps} steps)"
+
+
+def _batch_size(trial: FrozenTrial) -> int | None:
+    batch = ((trial.user_attrs.get("config") or {}).get("train") or {}).get("batch_size")
+    return int(batch) if batch else None
 
 
 def trained_images(trial: FrozenTrial, images: int) -> int:
     """Images an epoch of `images` trains on with this trial's batch size (training drops the last
     partial batch: see training.steps_per_epoch)."""
-    batch = ((trial.user_attrs.get("config") or {}).get("train") or {}).get("batch_size")
-    return images_per_epoch(images, int(batch)) if batch else images
+    batch = _batch_size(trial)
+    return images_per_epoch(images, batch) if batch else images
 
 
 def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | None:
@@ -114,7 +141,7 @@ def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | N
 
 def choose_retrain(
     trials: Sequence[FrozenTrial], seconds: float, retrain_images: int, search_train_images: int,
-    test_images: int = 0, top: int = TOP_CANDIDATES,
+    test_images: int = 0, top: int = TOP_CANDIDATES, slack: float | None = None,
 ) -> RetrainChoice:
     """Which trial to retrain, and for how many epochs, so the retrain and test fit in `seconds`.
 
@@ -122,6 +149,10 @@ def choose_retrain(
     next best of the `top` that does; otherwise, of those, the one that gets the most epochs (the
     fastest, for one epoch, when none fits one). More epochs
     than MAX_EPOCH_MULTIPLE x its search epochs are not planned (the schedule's gains flatten out).
+
+    `slack`: the seconds the plan may leave unused. When whole epochs would leave more, the schedule is
+    sized in steps to the time left (`RetrainChoice.steps`: its last epoch, or its only one, is cut
+    short). None plans whole epochs only.
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy(t) is not None
                 and not math.isnan(accuracy(t))]
@@ -131,29 +162,92 @@ def choose_retrain(
     ranked = sorted(complete, key=accuracy, reverse=True)[:top]
     options = []
     for rank, t in enumerate(ranked):
-        per_image = seconds_per_image(t, search_train_images)
-        if per_image is None:
-            continue
-        epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
-        test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
-        affordable = int(max(0.0, seconds - test) // epoch)
-        searched = len(t.user_attrs.get("train_seconds") or []) or 1
-        epochs = min(affordable, MAX_EPOCH_MULTIPLE * searched)
-        options.append((rank, t, epochs, epoch, searched))
+        estimate = _estimate(t, seconds, retrain_images, search_train_images, test_images)
+        if estimate is not None:
+            options.append((rank, t, *estimate))
     if not options:
         raise UserError("no finished trial recorded its epoch times")
-    for rank, t, epochs, epoch, searched in options:
+    for rank, t, epochs, epoch, searched, left in options:
         if epochs >= searched:
             why = "the best trial" if rank == 0 else (
                 f"rank {rank + 1}: the better ones get fewer epochs than they were searched with")
-            return RetrainChoice(t.number, epochs, epoch, float(accuracy(t)), why)
-    if max(o[2] for o in options) == 0:  # not one epoch fits: the fastest trial, one epoch
-        rank, t, epochs, epoch, _ = min(options, key=lambda o: o[3])
-        return RetrainChoice(t.number, 1, epoch, float(accuracy(t)),
-                             "less than one epoch of any candidate is left: the fastest, one epoch")
-    rank, t, epochs, epoch, _ = max(options, key=lambda o: (o[2], -o[0]))
-    return RetrainChoice(t.number, epochs, epoch, float(accuracy(t)),
-                         "the budget left is short: the trial that gets the most epochs")
+            return _fill(RetrainChoice(t.number, epochs, epoch, float(accuracy(t)), why), t, left,
+                         retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
+    if max(o[2] for o in options) == 0:  # not one epoch fits: the fastest trial, one epoch (or what fits of it)
+        rank, t, epochs, epoch, searched, left = min(options, key=lambda o: o[3])
+        return _fill(RetrainChoice(t.number, 1, epoch, float(accuracy(t)),
+                                   "less than one epoch of any candidate is left: the fastest"),
+                     t, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
+    rank, t, epochs, epoch, searched, left = max(options, key=lambda o: (o[2], -o[0]))
+    return _fill(RetrainChoice(t.number, epochs, epoch, float(accuracy(t)),
+                               "the budget left is short: the trial that gets the most epochs"),
+                 t, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
+
+
+def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
+              test_images: int) -> tuple[int, float, int, float] | None:
+    """For retraining trial `t` in `seconds`: the whole epochs that fit (at most MAX_EPOCH_MULTIPLE x its
+    search epochs), the estimated seconds of one, its search epochs, and the seconds left for training
+    once the test pass is paid for; None if it recorded no epoch time."""
+    per_image = seconds_per_image(t, search_train_images)
+    if per_image is None:
+        return None
+    epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
+    test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
+    affordable = int(max(0.0, seconds - test) // epoch)
+    searched = len(t.user_attrs.get("train_seconds") or []) or 1
+    return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
+
+
+def retrain_plan_of(trial: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
+                    test_images: int = 0, slack: float | None = None, reason: str = "") -> RetrainChoice:
+    """The retrain of this one trial that fits in `seconds` (at least part of one epoch)."""
+    estimate = _estimate(trial, seconds, retrain_images, search_train_images, test_images)
+    if estimate is None:
+        raise UserError(f"trial {trial.number} recorded no epoch time")
+    epochs, epoch, searched, left = estimate
+    value = accuracy(trial) if trial.values else trial.user_attrs.get("val_accuracy")
+    choice = RetrainChoice(trial.number, max(1, epochs), epoch, float("nan") if value is None else float(value),
+                           reason)
+    return _fill(choice, trial, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
+
+
+def _fill(choice: RetrainChoice, trial: FrozenTrial, seconds: float, retrain_images: int, slack: float | None,
+          cap: int) -> RetrainChoice:
+    """`choice` with its schedule sized in steps to `seconds` when whole epochs leave more than `slack`
+    unused (and the trial's batch size is known)."""
+    batch = _batch_size(trial)
+    if slack is None or batch is None or choice.epochs >= cap:
+        return choice
+    epochs = max(0.0, seconds) / choice.epoch_seconds  # affordable, fractional
+    whole = math.floor(epochs)
+    if whole >= 1 and (epochs - whole) * choice.epoch_seconds <= slack:
+        return choice
+    per_epoch = steps_per_epoch(retrain_images, batch)
+    steps = math.floor(min(epochs, cap) * per_epoch + 1e-6)
+    if steps < 1 or steps == whole * per_epoch:
+        return choice
+    return dataclasses.replace(choice, epochs=math.ceil(steps / per_epoch), steps=steps, steps_per_epoch=per_epoch)
+
+
+def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
+    """The wall seconds of this trial trained for all `epochs` unpruned: what it took, or, if it was
+    stopped early, its mean epoch time that many times (0 if it recorded no epoch)."""
+    seconds = trial.user_attrs.get("epoch_seconds") or []
+    return sum(seconds) * max(1.0, epochs / len(seconds)) if seconds else 0.0
+
+
+def _defaults_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The trial of the space's defaults (a new study's first), once it has recorded epochs."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("warm_start") == "space defaults" and t.user_attrs.get("epoch_seconds"):
+            return t
+    return None
+
+
+def _ended_early(search: SearchOutcome) -> bool:
+    """Interrupted, or stopped by failures: `auto` does nothing more."""
+    return search.interrupted or bool(search.stopped_reason and search.stopped_reason != TIMEOUT_REACHED)
 
 
 def study_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -191,7 +285,9 @@ def run_auto(
     test it and write the report.
 
     The search is `run_search(settings)` with the share as its timeout (running trials are pruned when
-    it is spent); `on_search_end` sees its outcome. If the search was interrupted or stopped early
+    it is spent); a space with defaults runs them first, and the search stops there when the share
+    cannot hold MIN_SEARCH_TRIALS trials like it (the defaults are then retrained with all the time
+    left); `on_search_end` sees the search's outcome. If the search was interrupted or stopped early
     (failures), nothing more is done: `AutoOutcome.result` is None. `say` receives the plan and the
     retrain choice as lines of text.
     """
@@ -200,11 +296,30 @@ def run_auto(
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
     plan = plan_budget(budget, search_share)
     say(plan.describe())
-    search = run_search(dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True), reporter=reporter)
+    searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
+    defaults = None  # the space's defaults, when the search share cannot pay for itself
+    if load_space(settings.space).default_params():
+        # the space's defaults run first: their trial tells whether the share holds a search worth running
+        search = run_search(dataclasses.replace(searching, trials=1), reporter=reporter)
+        first = _defaults_trial(search.study)
+        if not _ended_early(search) and first is not None:
+            cost = trial_seconds(first, settings.epochs)
+            held = plan.search / cost if cost else math.inf
+            if held < MIN_SEARCH_TRIALS:
+                defaults = first
+                say(f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials of the space's "
+                    f"defaults ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs to pay "
+                    "for itself: the rest of the budget goes to retraining the defaults")
+        if defaults is None and not _ended_early(search) and settings.trials > 1:
+            left = plan.search - (time.time() - start)
+            if left > 0:
+                search = run_search(dataclasses.replace(searching, timeout=left), reporter=reporter)
+    else:
+        search = run_search(searching, reporter=reporter)
     outcome = AutoOutcome(plan, search)
     if on_search_end is not None:
         on_search_end(search)
-    if search.interrupted or (search.stopped_reason and search.stopped_reason != TIMEOUT_REACHED):
+    if _ended_early(search):
         return outcome
     study = search.study
     rs = RetrainSettings(study_name=study.study_name, storage=settings.storage, studies_dir=settings.studies_dir,
@@ -212,20 +327,22 @@ def run_auto(
                          mixed_precision=settings.mixed_precision)
     splits, ss = load_study_data(study, rs)
     left = start + plan.total - plan.reserve - time.time()
-    choice = choose_retrain(
-        study_trials(study), left, retrain_images=len(splits.x_train) + len(splits.x_val),
-        search_train_images=search.data["n_train"], test_images=len(splits.y_test),
-    )
+    sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
+                 test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
+    if defaults is not None:
+        choice = retrain_plan_of(defaults, left, reason="the space's defaults: no search", **sizes)
+    else:
+        choice = choose_retrain(study_trials(study), left, **sizes)
     trial = study.get_trials(deepcopy=False)[choice.trial]
     out = retrain_dir(settings.studies_dir, study.study_name, choice.trial)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists (the search is saved): pass --overwrite, or run cifar-automl "
                         f"retrain --study-name {study.study_name} --trial {choice.trial} --epochs {choice.epochs} --overwrite")
     tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
-    say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.epochs} "
-        f"epochs of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
+    say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.length} "
+        f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
         f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
-    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, tta=tta)
+    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, steps=choice.steps, tta=tta)
     outcome.choice = choice
     outcome.result = retrain_trial(study, trial, splits, ss, rs)
     outcome.report = write_report(study.study_name, storage=settings.storage, studies_dir=settings.studies_dir)

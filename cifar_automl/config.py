@@ -78,6 +78,14 @@ class TrainConfig:
     weight_averaging: float = 0.0  # EMA momentum of the weights (e.g. 0.99); 0 = off
     lookahead: bool = False  # airbench's lookahead: every 5 steps the weights move to a slow average of them
     augment: str = "flip_shift"  # none | flip | flip_shift | altflip_crop2 | ... (see training.augment)
+    # the schedule's length in training steps when it is not whole epochs: training stops at this step,
+    # cutting the last of `epochs` short (a retrain sized to the time left); None = epochs x steps per epoch
+    steps: int | None = None
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Training steps of the whole schedule."""
+        whole = max(1, self.epochs * steps_per_epoch)
+        return whole if self.steps is None else max(1, min(self.steps, whole))
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 
 import json
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from cifar_automl.auto import choose_retrain, parse_duration, plan_budget
+from cifar_automl.auto import choose_retrain, parse_duration, plan_budget, retrain_plan_of, trial_seconds
 from cifar_automl.errors import UserError
 
 from .helpers import TIMED
@@ -78,6 +79,33 @@ def test_a_short_budget_moves_to_a_faster_trial_and_caps_epochs():
     assert c.trial == 1 and c.epochs == 13 and "short" in c.reason  # neither gets its search epochs
 
 
+def test_a_retrain_fills_the_time_left_in_steps_when_whole_epochs_would_leave_too_much():
+    # 0.01 s/image, batch 100: a 10,000-image retrain epoch is 110 s planned (100 steps); 1,000 s hold 9.09
+    trials = [_trial(0, 0.80, [14.0, 10.0, 10.0], batch_size=100)]
+    whole = choose_retrain(trials, seconds=1000, retrain_images=10_000, search_train_images=1_000)
+    assert (whole.epochs, whole.steps) == (9, None)  # 10 s left unused: allowed without slack
+    c = choose_retrain(trials, seconds=1000, retrain_images=10_000, search_train_images=1_000, slack=5)
+    assert (c.epochs, c.steps, c.steps_per_epoch) == (10, 909, 100)  # 9.09 epochs: the tenth cut at step 909
+    assert c.steps / c.steps_per_epoch * c.epoch_seconds == pytest.approx(1000, abs=1.1)  # one step at most
+    assert "9.09 epochs (909 steps)" == c.length
+    roomy = choose_retrain(trials, seconds=1000, retrain_images=10_000, search_train_images=1_000, slack=20)
+    assert (roomy.epochs, roomy.steps) == (9, None)  # 10 s unused is within 20
+    part = choose_retrain(trials, seconds=55, retrain_images=10_000, search_train_images=1_000, slack=1)
+    assert (part.epochs, part.steps) == (1, 50)  # half an epoch fits: half an epoch, not a whole one over
+    capped = choose_retrain(trials, seconds=10**6, retrain_images=10_000, search_train_images=1_000, slack=1)
+    assert (capped.epochs, capped.steps) == (45, None)  # the epoch cap, whole
+
+
+def test_a_pruned_defaults_trial_can_still_be_planned_and_its_cost_extrapolated():
+    t = _trial(0, None, [20.0, 10.0], state=TrialState.PRUNED, batch_size=100)
+    t.user_attrs["epoch_seconds"] = [25.0, 12.0]
+    t.user_attrs["val_accuracy"] = 0.6
+    assert trial_seconds(t, epochs=10) == pytest.approx(37.0 * 5)  # 2 of 10 epochs ran
+    assert trial_seconds(t, epochs=1) == pytest.approx(37.0)
+    c = retrain_plan_of(t, 300, retrain_images=10_000, search_train_images=1_000, slack=1, reason="defaults")
+    assert c.trial == 0 and c.val_accuracy == 0.6 and c.steps == 272  # 300 / 110 s = 2.73 epochs
+
+
 def test_no_finished_trial_is_a_user_error():
     with pytest.raises(UserError, match="finished no trial"):
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
@@ -103,6 +131,33 @@ def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_pa
     assert metrics["epochs"] >= 2 and 0 <= metrics["accuracy"] <= 1
     assert (studies / "tiny" / "report" / "index.html").is_file()
     assert f"trial {trial}: test accuracy" in out
+
+
+@TIMED
+def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(image_tree, tmp_path, capsys):  # noqa: F811
+    # the tiny space with a known-good default for every choice: its first trial runs them
+    text = (Path(__file__).parent.parent / "search_spaces" / "tiny.yaml").read_text()
+    for line, default in [("choices: [plain, inception, residual]}", "plain"), ("low: 1, high: 2}", "1"),
+                          ("choices: [true, false]}", "true"), ("low: 0.0, high: 0.5}", "0.1"),
+                          ("choices: [adam, sgd]}", "adam"), ("log: true}", "0.01"), ("choices: [none, flip]}", "flip")]:
+        assert line in text, line
+        text = text.replace(line, line[:-1] + f", default: {default}}}")
+    space = tmp_path / "tiny-defaults.yaml"
+    space.write_text(text.replace("name: tiny", "name: tinydefaults"))
+    studies = tmp_path / "studies"
+    start = time.time()
+    code = _run(["auto", "--budget", "40s", "--search-share", "0.2", "--space", str(space), "--epochs", "2",
+                 "--dataset", "folder", "--data-dir", str(image_tree), "--studies-dir", str(studies),
+                 "--subset", "1.0", "--cache-dir", str(tmp_path / "cache"), "--trials-per-process", "0", "--quiet"])
+    elapsed = time.time() - start
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "fewer than the 10 a search needs to pay for itself" in err, err
+    assert "retrain trial 0 (val" in err and "the space's defaults: no search" in err, err
+    study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
+    assert len(study.trials) == 1 and study.trials[0].user_attrs["warm_start"] == "space defaults"
+    assert list(study.user_attrs) and "retrain:0" in study.user_attrs
+    assert elapsed < 40 + 15, elapsed
 
 
 def test_auto_refuses_timeout_and_bad_budgets(capsys):

@@ -60,6 +60,8 @@ class RetrainSettings:
         None, "a study of several objectives: retrain K trials spread along its Pareto front (K: default 5; "
         "a smaller front whole)", const=PARETO_MODELS, metavar="K")
     epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
+    # the schedule's length in steps, its last epoch cut short there (auto sizes a retrain to the time left)
+    steps: int | None = option(None, "", cli=False)
     seed: int = option(0, "(default: %(default)s)")
     early_stopping: bool = option(
         False, "keep --val-fraction aside, stop when val accuracy stalls, restore the best weights")
@@ -155,7 +157,7 @@ def retrain_trial(
     epochs = EPOCH_MULTIPLIER * int(search_settings["epochs"]) if settings.epochs is None else settings.epochs
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {epochs}")
-    cfg = cfg.replace_train(epochs=epochs)  # the schedule stretches with the new length
+    cfg = cfg.replace_train(epochs=epochs, steps=settings.steps)  # the schedule stretches with the new length
     if settings.early_stopping:
         x_train, y_train = splits.x_train, splits.y_train
         validation = (splits.x_val, splits.y_val)

@@ -71,6 +71,21 @@ class EpochRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training after training step `total` (counted over the whole schedule, from `initial_step`):
+    the epoch it falls in ends there, with its validation and epoch-end callbacks, as Keras does for
+    `model.stop_training`."""
+
+    def __init__(self, total: int, initial_step: int = 0) -> None:
+        super().__init__()
+        self.total, self.step = total, initial_step
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.step += 1
+        if self.step >= self.total:
+            self.model.stop_training = True
+
+
 class EpochProgress(keras.callbacks.Callback):
     """A progress bar over epochs (ETA included) showing the latest metrics."""
 

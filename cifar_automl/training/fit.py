@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from ..config import TrainConfig
-from .callbacks import BatchNormRecalibration, EpochRecorder, FitResult, Lookahead
+from .callbacks import BatchNormRecalibration, EpochRecorder, FitResult, Lookahead, StopAtStep
 from .optimizers import make_optimizer
 from .pipeline import make_dataset
 from .plan import images_per_epoch, steps_per_epoch
@@ -50,7 +50,8 @@ def fit(
 ) -> FitResult:
     """Compile and train `model` as `cfg` says; returns the per-epoch record.
 
-    The schedule (learning rate, lookahead) is laid out over `cfg.epochs`. `initial_epoch` and
+    The schedule (learning rate, lookahead) is laid out over `cfg.epochs` (or `cfg.steps` steps:
+    training then stops at that step, and the cut epoch still ends with its validation). `initial_epoch` and
     `stop_epoch` train only epochs [initial_epoch, stop_epoch) of it, as if the earlier ones had run:
     the schedule, the lookahead and the data order pick up where they would be (KerasTuner's
     Hyperband resumes a promoted model this way). `feed` picks the input feed (`pipeline.FEEDS`;
@@ -59,6 +60,7 @@ def fit(
     """
     num_classes = int(model.output.shape[-1])
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
+    total = cfg.total_steps(steps)
     compile_model(model, cfg, steps)
     if initial_epoch:
         model.optimizer.iterations.assign(initial_epoch * steps)
@@ -74,7 +76,9 @@ def fit(
     if cfg.weight_averaging:  # ~2,000 images re-estimate the batch-norm statistics of the averaged weights
         extra.append(BatchNormRecalibration(train_ds, min(steps, math.ceil(BN_RECALIBRATION_IMAGES / cfg.batch_size))))
     if cfg.lookahead:
-        extra.append(Lookahead(cfg.epochs * steps, initial_step=initial_epoch * steps))
+        extra.append(Lookahead(total, initial_step=initial_epoch * steps))
+    if total < cfg.epochs * steps:
+        extra.append(StopAtStep(total, initial_step=initial_epoch * steps))
     model.fit(
         train_ds,
         validation_data=val_ds,

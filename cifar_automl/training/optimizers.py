@@ -81,12 +81,13 @@ def rmsprop(lr: Any, cfg: TrainConfig, ema: dict[str, Any]) -> keras.optimizers.
 
 
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch`."""
+    """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch` (or
+    `cfg.steps` steps, when the last epoch is cut short)."""
     if cfg.lr_schedule not in SCHEDULES:
         raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
-    lr = SCHEDULES[cfg.lr_schedule](cfg, max(1, cfg.epochs * steps_per_epoch))
+    lr = SCHEDULES[cfg.lr_schedule](cfg, cfg.total_steps(steps_per_epoch))
     # weight averaging: Keras' own EMA of the weights, copied into the model after every epoch (so each
     # epoch's validation scores the averaged weights, as the final model will be); fit() then re-estimates
     # the batch-norm statistics for them (callbacks.BatchNormRecalibration)

@@ -36,6 +36,21 @@ def test_fit_learns_the_synthetic_task_and_records_every_epoch():
     assert evaluate(model, s.x_val, s.y_val)["accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
 
 
+def test_a_schedule_in_steps_cuts_its_last_epoch_short_and_decays_over_those_steps():
+    s = synthetic_splits()  # 16-image batches: steps per epoch from the synthetic set's size
+    steps = len(s.x_train) // 16
+    model = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=3, steps=2 * steps + 3,
+                      augment="none")
+    result = fit(model, s.x_train, s.y_train, cfg, validation=(s.x_val, s.y_val), seed=0)
+    assert int(model.optimizer.iterations) == 2 * steps + 3  # stopped 3 steps into the third epoch
+    assert result.epochs_run == 3 and len(result.history["val_accuracy"]) == 3  # which still validated
+    sched = make_optimizer(cfg, steps)._learning_rate
+    assert float(sched(2 * steps + 3)) == pytest.approx(0.0, abs=1e-7)  # the schedule ends with training
+    assert float(sched(steps)) > 0.004
+    assert TrainConfig(epochs=3, steps=10**6).total_steps(steps) == 3 * steps  # never past its epochs
+
+
 def test_recorder_flags_a_nan_loss_and_stops_training():
     rec = EpochRecorder(train_images=10)
     rec.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
