@@ -9,7 +9,13 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from cifar_automl.auto import choose_retrain, parse_duration, plan_budget, retrain_plan_of, trial_seconds
+from cifar_automl.auto import (
+    choose_retrain,
+    parse_duration,
+    plan_budget,
+    retrain_plan_of,
+    trial_seconds,
+)
 from cifar_automl.errors import UserError
 
 from .helpers import TIMED

@@ -59,6 +59,75 @@ def choice_at_equal_epochs(study: optuna.Study, frame: pd.DataFrame, choices: tu
     return pd.DataFrame(rows)
 
 
+SHARES = (0.1, 0.25, 0.5, 1.0)  # of the study's compute, where `search_value` reads the best so far
+
+
+def reference_trial(frame: pd.DataFrame) -> tuple[pd.Series, str] | None:
+    """What a search is measured against: the trial of the space's defaults (a known-good recipe), or,
+    in a space without defaults, the first finished trial (what one untuned try gives)."""
+    done = finished(frame).sort_values("number")
+    if done.empty:
+        return None
+    if "warm_start" in done.columns:
+        defaults = done[done["warm_start"] == "space defaults"]
+        if not defaults.empty:
+            return defaults.iloc[0], "the space's defaults"
+    return done.iloc[0], "the first finished trial"
+
+
+def search_value(frame: pd.DataFrame, shares: tuple[float, ...] = SHARES) -> pd.DataFrame:
+    """What the search bought: the best finished trial's validation accuracy after each share of the
+    compute (all trials' training time, in trial order), against the reference trial's."""
+    ref = reference_trial(frame)
+    if ref is None:
+        return pd.DataFrame()
+    row, label = ref
+    ordered = frame.sort_values("number")
+    hours = ordered["minutes"].cumsum() / 60
+    total = float(hours.iloc[-1]) if len(hours) else 0.0
+    scored = ordered["val_accuracy"].where(ordered["state"] == "complete").astype(float)
+    best = scored.cummax().ffill()  # (cummax leaves NaN where a trial has no score)
+    rows = [{"compute": f"{label} (trial {int(row['number'])})", "trial_hours": float(hours[ordered['number'] == row['number']].iloc[0]),
+             "trials": int((ordered["number"] <= row["number"]).sum()), "best_val_accuracy": float(row["val_accuracy"]),
+             "vs_reference_points": 0.0, "best_trial": int(row["number"])}]
+    for share in shares:
+        upto = hours <= share * total + 1e-9
+        if not upto.any() or np.isnan(best[upto].iloc[-1]):
+            continue
+        value = float(best[upto].iloc[-1])
+        at = int(ordered.loc[upto & (scored == value), "number"].iloc[0])
+        rows.append({"compute": f"{share:.0%} of the compute", "trial_hours": float(hours[upto].iloc[-1]),
+                     "trials": int(upto.sum()), "best_val_accuracy": value,
+                     "vs_reference_points": 100 * (value - float(row["val_accuracy"])), "best_trial": at})
+    return pd.DataFrame(rows)
+
+
+def fidelity_ranking(study: optuna.Study, frame: pd.DataFrame, max_rows: int = 10) -> pd.DataFrame:
+    """How well the validation accuracy after each epoch ranked the trials that trained to the end:
+    Spearman's rank correlation with their final score (the evidence behind pruning at that epoch)."""
+    done = finished(frame)
+    if done.empty:
+        return pd.DataFrame()
+    last = int(done["epochs_run"].max())
+    full = done[done["epochs_run"] == last]
+    if len(full) < 3 or last < 2:
+        return pd.DataFrame()
+    trials = study.get_trials(deepcopy=False)
+    curves = {int(n): curve(trials[int(n)]) for n in full["number"]}
+    final = full.set_index("number")["val_accuracy"].astype(float)
+    epochs = list(range(1, last))
+    if len(epochs) > max_rows:  # a long search: epochs spread geometrically, the early ones kept
+        epochs = sorted({int(round(e)) for e in np.geomspace(1, last - 1, max_rows)})
+    rows = []
+    for e in epochs:
+        at = pd.Series({n: c.get(e) for n, c in curves.items()}, dtype=float).dropna()
+        if len(at) < 3:
+            continue
+        rows.append({"epoch": e, "trials": len(at), "rank_correlation":
+                     float(at.corr(final.loc[at.index], method="spearman"))})
+    return pd.DataFrame(rows)
+
+
 def best_curve_per_block(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
     """The learning curve (validation accuracy per epoch) of the best finished trial of each block type."""
     done = finished(frame)

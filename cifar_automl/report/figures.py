@@ -94,6 +94,19 @@ def fig_best_vs_wall_time(frame: pd.DataFrame):
     return fig
 
 
+def fig_search_value(curve: pd.DataFrame, value: pd.DataFrame):
+    """Best so far against compute, with the reference trial's score as a line."""
+    fig = go.Figure(go.Scatter(x=curve["trial_hours"], y=curve["best_val_accuracy"], mode="lines+markers",
+                               line=dict(shape="hv"), text=curve["trial"], name="best so far"))
+    if not value.empty:
+        ref = value.iloc[0]
+        fig.add_hline(y=ref["best_val_accuracy"], line_dash="dash", line_color=GREY,
+                      annotation_text=str(ref["compute"]))
+    fig.update_layout(title="What the search bought", xaxis_title="trial hours (compute spent)",
+                      yaxis_title="best val accuracy")
+    return fig
+
+
 def fig_learning_curves(curves: pd.DataFrame):
     if curves.empty:
         return None

@@ -56,6 +56,10 @@ def cell(column: str, value: Any) -> str:
         return duration(value * 60)
     if column.endswith("seconds") or column == "latency_ms" or column.startswith("latency"):
         return f"{value:.3g}"
+    if column.endswith("_points"):  # a difference in percentage points
+        return f"{value:+.1f}"
+    if column == "rank_correlation":
+        return f"{value:.2f}"
     if column == "learning_rate":
         return f"{value:.1e}"
     if isinstance(value, float):

@@ -74,6 +74,8 @@ def report_data(study: optuna.Study, others: list[optuna.Study], studies_dir: st
         "choices": analyses.choice_table(frame),
         "choices_at_equal_epochs": analyses.choice_at_equal_epochs(study, frame),
         "best_curves": analyses.best_curve_per_block(study, frame),
+        "search_value": analyses.search_value(frame),
+        "fidelity_ranking": analyses.fidelity_ranking(study, frame),
         "pareto_params": tables.pareto_front(frame, "params"),
         "pareto_epoch_time": tables.pareto_front(frame, "epoch_seconds"),
         "front": analyses.front_table(study, retrain_summaries(study), front_exports(study)),

@@ -50,6 +50,16 @@ def build_sections(d: ReportData) -> list[Section]:
         Section("Leaderboard", "Best finished trials by validation accuracy, with their main choices, size and "
                 "cost; test accuracy for retrained trials. Textbook models trained on the same data follow as "
                 "baseline rows, with their test accuracy.", [table_html(t["leaderboard"])]),
+        Section("What the search bought",
+                "The best validation accuracy found after each share of the compute (the training time of all "
+                "trials, in trial order), against the space's defaults, or, in a space without defaults, the "
+                "first finished trial. Then how well each epoch's validation accuracy ranked the trials that "
+                "trained to the end (Spearman's rank correlation with their final score): near 1, pruning at "
+                "that epoch keeps the right trials; near 0, it keeps them by chance.",
+                [table_html(t["search_value"]),
+                 F.figure(lambda: F.fig_search_value(tables.best_so_far(frame, by=None), t["search_value"]),
+                          need=done, n=1),
+                 table_html(t["fidelity_ranking"])]),
         Section("Block types compared",
                 "Does inception or residual beat plain? Best and median validation accuracy per block type, "
                 "the best retrained trial's test accuracy, the textbook models beside them, and the best-so-far "

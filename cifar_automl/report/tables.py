@@ -55,6 +55,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "images_per_second": ua.get("images_per_second"),
             "fail_reason": ua.get("fail_reason"),
             "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
+            "warm_start": ua.get("warm_start"),
             "baseline": ua.get("baseline"),
             "test_accuracy": retrained.get(t.number, {}).get("accuracy", ua.get("test_accuracy")),
             "datetime_start": t.datetime_start,

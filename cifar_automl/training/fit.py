@@ -16,7 +16,13 @@ import keras
 import numpy as np
 
 from ..config import TrainConfig
-from .callbacks import BatchNormRecalibration, EpochRecorder, FitResult, Lookahead, StopAtStep
+from .callbacks import (
+    BatchNormRecalibration,
+    EpochRecorder,
+    FitResult,
+    Lookahead,
+    StopAtStep,
+)
 from .optimizers import make_optimizer
 from .pipeline import make_dataset
 from .plan import images_per_epoch, steps_per_epoch

@@ -50,6 +50,50 @@ def test_best_curve_per_block_is_the_best_trials_curve(study):
         assert list(g["val_accuracy"]) == [trial.intermediate_values[e] for e in g["epoch"]]
 
 
+def _frame(rows):
+    cols = ["number", "state", "val_accuracy", "minutes", "epochs_run", "warm_start"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+def test_what_the_search_bought_is_the_best_so_far_against_the_defaults_trial():
+    frame = _frame([(0, "complete", 0.70, 10.0, 9, "space defaults"), (1, "pruned", 0.90, 2.0, 1, None),
+                    (2, "complete", 0.65, 10.0, 9, None), (3, "complete", 0.75, 8.0, 9, None),
+                    (4, "fail", None, 0.0, 0, None), (5, "complete", 0.80, 10.0, 9, None)])
+    table = analyses.search_value(frame)  # compute: 10, 12, 22, 30, 30, 40 min of 40
+    assert table.iloc[0]["compute"] == "the space's defaults (trial 0)" and table.iloc[0]["best_val_accuracy"] == 0.70
+    by_share = table.set_index("compute")
+    # 10% = 4 min: nothing finished yet (no row); 25% = 10 min: the defaults; half = 20 min: still them (a
+    # pruned trial's early score does not count); all: trial 5, 10 points above
+    assert "10% of the compute" not in by_share.index
+    assert by_share.loc["25% of the compute", "best_trial"] == 0
+    assert by_share.loc["50% of the compute", "best_val_accuracy"] == 0.70
+    assert by_share.loc["100% of the compute", "best_trial"] == 5
+    assert by_share.loc["100% of the compute", "vs_reference_points"] == pytest.approx(10.0)
+    assert by_share.loc["100% of the compute", "trials"] == 6
+    no_defaults = analyses.search_value(frame.assign(warm_start=None))
+    assert no_defaults.iloc[0]["compute"] == "the first finished trial (trial 0)"
+
+
+def test_fidelity_ranking_correlates_each_epochs_score_with_the_final_one(tmp_path):
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    curves = {0: [0.1, 0.5, 0.6], 1: [0.2, 0.4, 0.7], 2: [0.3, 0.3, 0.8], 3: [0.4, 0.2, 0.5]}
+    rows = []
+    for n, c in curves.items():
+        trial = study.ask()
+        for e, v in enumerate(c, start=1):
+            trial.report(v, e)
+        study.tell(trial, max(c))
+        rows.append((n, "complete", max(c), 1.0, 3, None))
+    table = analyses.fidelity_ranking(study, _frame(rows)).set_index("epoch")
+    # final scores 0.6, 0.7, 0.8, 0.5: ranks 2, 3, 4, 1
+    # epoch 1 ranks 1, 2, 3, 4; epoch 2 ranks 4, 3, 2, 1: Spearman = 1 - 6 sum(d^2) / (n (n^2 - 1))
+    assert table.loc[1, "rank_correlation"] == pytest.approx(1 - 6 * (1 + 1 + 1 + 9) / 60)
+    assert table.loc[2, "rank_correlation"] == pytest.approx(1 - 6 * (4 + 0 + 4 + 0) / 60)
+    assert list(table.index) == [1, 2] and table.loc[1, "trials"] == 4
+
+
 def test_the_headline_compares_the_winner_with_the_best_baseline():
     baselines = pd.DataFrame([{"baseline": "vgg-bn-aug", "test_accuracy": 0.85, "params": 2_000_000, "minutes": 45.0},
                               {"baseline": "net1", "test_accuracy": 0.7, "params": 100_000, "minutes": 3.0}])
