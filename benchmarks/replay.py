@@ -204,6 +204,7 @@ class Clock:
     t: float = 0.0
     events: list[tuple[float, float]] = field(default_factory=list)  # (time, val accuracy) per epoch
     trials: int = 0
+    fits: list[tuple[int, int]] = field(default_factory=list)  # KerasTuner: (initial_epoch, epochs) per fit
 
     def pay(self, seconds: float, value: float) -> None:
         self.t += seconds
@@ -295,6 +296,7 @@ def _replay_hypermodel():
         def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
             run = self.table[{name: hp.values[name] for name in self.table.grid}]
             stop = min(epochs or self.epochs, self.epochs)
+            self.clock.fits.append((initial_epoch, stop))
             if initial_epoch == 0:
                 self.clock.trials += 1
             for cb in callbacks:

@@ -1,0 +1,70 @@
+"""The replay benchmark's machinery (benchmarks/replay.py) on a synthetic recording: each method pays the
+recorded seconds of exactly the epochs it asks for, and the speed-up line reads as documented."""
+
+import importlib.util
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def replay():
+    spec = importlib.util.spec_from_file_location("replay_benchmark", ROOT / "benchmarks" / "replay.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses resolve their module by name)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(replay, epochs=9):
+    from cifar_automl.search import load_space
+
+    space = load_space(str(ROOT / "benchmarks" / "replay_space.yaml"))
+    grid = replay.grid_of(space)
+    configs = []
+    for i, values in enumerate(itertools.product(*grid.values())):
+        params = dict(zip(grid, values))
+        final = 0.2 + 0.001 * i  # the last grid point is the best
+        configs.append({"params": params, "n_params": 1000 * (1 + i % 7), "seconds": [2.0] + [1.0] * (epochs - 1),
+                        "val_accuracy": [final * (e + 1) / epochs for e in range(epochs)], "failed": None})
+    data = {"space": "replay", "grid": grid, "epochs": epochs, "configs": configs}
+    return space, replay.Table(data)
+
+
+def test_the_grid_is_the_spaces_choices_and_every_point_is_recorded(replay):
+    space, table = _table(replay)
+    assert len(table.configs) == math.prod(len(v) for v in replay.grid_of(space).values()) == 180
+    assert table.best == pytest.approx(0.2 + 0.179)
+
+
+def test_an_unpruned_optuna_search_pays_every_epoch_of_every_trial(replay):
+    space, table = _table(replay)
+    clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=110.0)
+    # each trial costs 2 + 8 x 1 = 10 s; the search stops at the first trial end past the budget
+    assert clock.t == pytest.approx(10.0 * clock.trials) and clock.trials == 11
+    assert len(clock.events) == 9 * clock.trials
+    assert clock.best() == max(v for t, v in clock.events if t <= 110.0)
+
+
+def test_kerastuner_hyperband_resumes_promoted_trials_and_pays_only_new_epochs(replay, tmp_path):
+    space, table = _table(replay)
+    clock = replay.run_kerastuner(table, space, "hyperband", seed=0, budget=math.inf, workdir=tmp_path)
+    resumed = [(start, stop) for start, stop in clock.fits if start > 0]
+    assert resumed and clock.trials == len(clock.fits) - len(resumed)  # promotions continue their trial
+    # each fit pays its own epochs only: 2 s for an epoch 0 (a new trial), 1 s for any other
+    assert len(clock.events) == sum(stop - start for start, stop in clock.fits)
+    assert clock.t == pytest.approx(len(clock.events) + clock.trials)
+    assert max(stop for _, stop in clock.fits) == 9 and 0 < clock.best() <= table.best
+
+
+def test_the_speed_up_is_the_reference_time_over_the_methods(replay):
+    clock = replay.Clock(budget=10.0)
+    for t, v in [(2.0, 0.1), (5.0, 0.3), (12.0, 0.5)]:
+        clock.pay(t - clock.t, v)
+    assert clock.time_to(0.3) == 5.0 and clock.time_to(0.5) is None  # past the budget
+    assert replay._geomean([2.0, 8.0]) == pytest.approx(4.0)
