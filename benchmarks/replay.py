@@ -225,11 +225,12 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     """One search through Optuna with the package's sampler and pruner, paying recorded seconds."""
     import optuna
 
-    from cifar_automl.search.strategies import make_pruner, make_sampler
+    from cifar_automl.search.strategies import PerTrialSeed, make_pruner, make_sampler
 
     clock = Clock(budget)
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed),
-                                pruner=make_pruner(pruner, table.epochs))
+    chosen = PerTrialSeed(CANDIDATE_SAMPLERS[sampler], seed) if sampler in CANDIDATE_SAMPLERS else (
+        make_sampler(sampler, seed))
+    study = optuna.create_study(direction="maximize", sampler=chosen, pruner=make_pruner(pruner, table.epochs))
 
     def objective(trial: optuna.Trial) -> float:
         space.sample(trial, table.epochs)  # the space's own suggest_* calls
@@ -319,6 +320,22 @@ def ReplayHyperModel(space, table: Table, clock: Clock):  # noqa: N802 (a class 
     return _replay_hypermodel()(space, table, clock)
 
 
+def _candidate_tpe(**kwargs: Any) -> Callable[[int], Any]:
+    def make(seed: int) -> Any:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **kwargs)
+    return make
+
+
+# samplers tried as the new default, beside the package's own (`strategies.SAMPLERS`), seeded per trial
+CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
+    "tpe5": _candidate_tpe(n_startup_trials=5),
+    "gp": lambda seed: __import__("optuna").samplers.GPSampler(seed=seed),
+}
+
 # method name -> how it runs: ("kerastuner", tuner) or ("optuna", sampler, pruner)
 METHODS: dict[str, tuple[str, ...]] = {
     "kerastuner-hyperband": ("kerastuner", "hyperband"),
@@ -328,6 +345,9 @@ METHODS: dict[str, tuple[str, ...]] = {
     "tpe": ("optuna", "tpe", "none"),
     "tpe+hyperband": ("optuna", "tpe", "hyperband"),
     "tpe+asha": ("optuna", "tpe", "asha"),
+    "tpe5+hyperband": ("optuna", "tpe5", "hyperband"),
+    "gp": ("optuna", "gp", "none"),
+    "gp+hyperband": ("optuna", "gp", "hyperband"),
 }
 REFERENCE = "kerastuner-hyperband"
 
