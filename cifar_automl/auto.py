@@ -88,13 +88,17 @@ class BudgetPlan:
     reserve: float
 
     def describe(self) -> str:
+        if not self.search:
+            return (f"budget {self.total / 60:.0f} min: no search: one epoch of the space's defaults times them, then "
+                    f"they retrain for the rest ({self.retrain / 60:.0f} min with the test), {self.reserve / 60:.1f} "
+                    "min kept for data, evaluation and report")
         return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
                 f"{self.retrain / 60:.0f} min, {self.reserve / 60:.1f} min kept for data, evaluation and report")
 
 
 def plan_budget(total_seconds: float, search_share: float = SEARCH_SHARE) -> BudgetPlan:
-    if not 0 < search_share < 1:
-        raise UserError(f"--search-share must be between 0 and 1, not {search_share}")
+    if not 0 <= search_share < 1:
+        raise UserError(f"--search-share must be at least 0 and below 1, not {search_share}")
     reserve = RESERVE_SHARE * total_seconds
     search = search_share * (total_seconds - reserve)
     return BudgetPlan(total_seconds, search, total_seconds - reserve - search, reserve)
@@ -185,7 +189,7 @@ def choose_retrain(
 
 
 def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
-              test_images: int) -> tuple[int, float, int, float] | None:
+              test_images: int, searched_epochs: int | None = None) -> tuple[int, float, int, float] | None:
     """For retraining trial `t` in `seconds`: the whole epochs that fit (at most MAX_EPOCH_MULTIPLE x its
     search epochs), the estimated seconds of one, its search epochs, and the seconds left for training
     once the test pass is paid for; None if it recorded no epoch time."""
@@ -195,14 +199,16 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
     epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
     test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
     affordable = int(max(0.0, seconds - test) // epoch)
-    searched = len(t.user_attrs.get("train_seconds") or []) or 1
+    searched = searched_epochs or len(t.user_attrs.get("train_seconds") or []) or 1
     return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
 
 
 def retrain_plan_of(trial: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
-                    test_images: int = 0, slack: float | None = None, reason: str = "") -> RetrainChoice:
-    """The retrain of this one trial that fits in `seconds` (at least part of one epoch)."""
-    estimate = _estimate(trial, seconds, retrain_images, search_train_images, test_images)
+                    test_images: int = 0, slack: float | None = None, reason: str = "",
+                    searched_epochs: int | None = None) -> RetrainChoice:
+    """The retrain of this one trial that fits in `seconds` (at least part of one epoch).
+    `searched_epochs`: the epochs the cap on the retrain's length counts from (default: the trial's)."""
+    estimate = _estimate(trial, seconds, retrain_images, search_train_images, test_images, searched_epochs)
     if estimate is None:
         raise UserError(f"trial {trial.number} recorded no epoch time")
     epochs, epoch, searched, left = estimate
@@ -295,10 +301,18 @@ def run_auto(
     if settings.timeout is not None:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
     plan = plan_budget(budget, search_share)
+    has_defaults = bool(load_space(settings.space).default_params())
+    if not plan.search and not has_defaults:
+        raise UserError(f"--search-share 0 retrains the space's defaults, and space '{settings.space}' has none")
     say(plan.describe())
     searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
     defaults = None  # the space's defaults, when the search share cannot pay for itself
-    if load_space(settings.space).default_params():
+    if not plan.search:  # no search: one epoch of the defaults (a study of 1-epoch trials) times them
+        search = run_search(dataclasses.replace(settings, trials=1, epochs=1), reporter=reporter)
+        defaults = _defaults_trial(search.study)
+        if defaults is None and not _ended_early(search):
+            raise UserError(f"study '{search.study.study_name}' holds trials already: pass a new --study-name")
+    elif has_defaults:
         # the space's defaults run first: their trial tells whether the share holds a search worth running
         search = run_search(dataclasses.replace(searching, trials=1), reporter=reporter)
         first = _defaults_trial(search.study)
@@ -330,7 +344,8 @@ def run_auto(
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
                  test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
     if defaults is not None:
-        choice = retrain_plan_of(defaults, left, reason="the space's defaults: no search", **sizes)
+        choice = retrain_plan_of(defaults, left, reason="the space's defaults: no search",
+                                 searched_epochs=settings.epochs, **sizes)
     else:
         choice = choose_retrain(study_trials(study), left, **sizes)
     trial = study.get_trials(deepcopy=False)[choice.trial]

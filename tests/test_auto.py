@@ -39,6 +39,8 @@ def test_plan_splits_the_budget():
     assert (plan.reserve, plan.search, plan.retrain) == pytest.approx((288.0, 2764.8, 4147.2))
     with pytest.raises(UserError, match="--search-share"):
         plan_budget(7200, 1.0)
+    none = plan_budget(7200, 0.0)
+    assert none.search == 0 and none.retrain == pytest.approx(7200 - 288) and "no search" in none.describe()
 
 
 def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None):
@@ -139,9 +141,8 @@ def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_pa
     assert f"trial {trial}: test accuracy" in out
 
 
-@TIMED
-def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(image_tree, tmp_path, capsys):  # noqa: F811
-    # the tiny space with a known-good default for every choice: its first trial runs them
+def _tiny_with_defaults(tmp_path):
+    """The tiny space with a known-good default for every choice: its first trial runs them."""
     text = (Path(__file__).parent.parent / "search_spaces" / "tiny.yaml").read_text()
     for line, default in [("choices: [plain, inception, residual]}", "plain"), ("low: 1, high: 2}", "1"),
                           ("choices: [true, false]}", "true"), ("low: 0.0, high: 0.5}", "0.1"),
@@ -150,11 +151,20 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(
         text = text.replace(line, line[:-1] + f", default: {default}}}")
     space = tmp_path / "tiny-defaults.yaml"
     space.write_text(text.replace("name: tiny", "name: tinydefaults"))
+    return space
+
+
+def _auto(space, image_tree, studies, *extra):  # noqa: F811
+    return _run(["auto", "--space", str(space), "--epochs", "2", "--dataset", "folder", "--data-dir", str(image_tree),
+                 "--studies-dir", str(studies), "--subset", "1.0", "--cache-dir", str(studies.parent / "cache"),
+                 "--trials-per-process", "0", "--quiet", *extra])
+
+
+@TIMED
+def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(image_tree, tmp_path, capsys):  # noqa: F811
     studies = tmp_path / "studies"
     start = time.time()
-    code = _run(["auto", "--budget", "40s", "--search-share", "0.2", "--space", str(space), "--epochs", "2",
-                 "--dataset", "folder", "--data-dir", str(image_tree), "--studies-dir", str(studies),
-                 "--subset", "1.0", "--cache-dir", str(tmp_path / "cache"), "--trials-per-process", "0", "--quiet"])
+    code = _auto(_tiny_with_defaults(tmp_path), image_tree, studies, "--budget", "40s", "--search-share", "0.2")
     elapsed = time.time() - start
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -162,8 +172,23 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(
     assert "retrain trial 0 (val" in err and "the space's defaults: no search" in err, err
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     assert len(study.trials) == 1 and study.trials[0].user_attrs["warm_start"] == "space defaults"
-    assert list(study.user_attrs) and "retrain:0" in study.user_attrs
+    assert "retrain:0" in study.user_attrs
     assert elapsed < 40 + 15, elapsed
+
+
+@TIMED
+def test_auto_with_no_search_share_retrains_the_defaults_after_one_epoch_of_them(image_tree, tmp_path, capsys):  # noqa: F811
+    studies = tmp_path / "studies"
+    code = _auto(_tiny_with_defaults(tmp_path), image_tree, studies, "--budget", "30s", "--search-share", "0")
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "no search: one epoch of the space's defaults" in err and "retrain trial 0 (val" in err, err
+    study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
+    assert len(study.trials) == 1 and study.trials[0].user_attrs["epochs_run"] == 1
+    retrained = json.loads((studies / "tinydefaults" / "retrain" / "0" / "metrics.json").read_text())
+    assert retrained["epochs"] > 2  # capped at 15 x the 2 epochs asked for, not x the 1 epoch that timed them
+    _one_error_line(capsys, _auto(Path(__file__).parent.parent / "search_spaces" / "tiny.yaml", image_tree,
+                                  tmp_path / "other", "--budget", "30s", "--search-share", "0"), "has none")
 
 
 def test_auto_refuses_timeout_and_bad_budgets(capsys):
