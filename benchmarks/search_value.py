@@ -1,0 +1,182 @@
+"""The question users ask: for the same wall time, does `auto` beat no search, and KerasTuner?
+
+    python benchmarks/search_value.py --budget 30m --seeds 0 1 2                          # CIFAR-10 archive
+    python benchmarks/search_value.py --budget 2h --seeds 0 1 2 --dataset fashion_mnist
+
+Per seed, three runs of the same budget, space, data and held-out test split (the carved one for the
+CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
+- (a) `auto`: `run_auto` with --search-share (its search, its retrain plan);
+- (b) no search: `auto --search-share 0`, the space's defaults retrained for the whole budget;
+- (c) KerasTuner: its `Hyperband` on the same space (`SpaceHyperModel`: the same models, training and
+  data) for the same search share, stopped when the share is spent, then its best configuration
+  retrained by the same planner for the rest of the budget.
+Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
+deviation over seeds) and the minutes used. A space with defaults is needed for (b): `airbench` or `fast`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+import optuna  # noqa: E402
+from optuna.trial import TrialState, create_trial  # noqa: E402
+
+from cifar_automl.auto import (  # noqa: E402
+    FILL_SHARE,
+    parse_duration,
+    plan_budget,
+    retrain_plan_of,
+    run_auto,
+)
+from cifar_automl.results import RetrainSettings, load_study_data, retrain_trial  # noqa: E402
+from cifar_automl.search import SearchSettings, prepare  # noqa: E402
+from cifar_automl.search.kerastuner import SpaceHyperModel  # noqa: E402
+from cifar_automl.study import OBJECTIVE  # noqa: E402
+from cifar_automl.training import EpochRecorder, fit, images_per_epoch, matching_tta  # noqa: E402
+
+ARCHIVE = HERE.parent.parent / "shared" / "datasets" / "cifar10-train-jpeg.tar.gz"
+METHODS = ("auto", "no search", "KerasTuner + retrain")
+
+
+class SearchShareSpent(BaseException):
+    """Raised between batches once KerasTuner's search share is spent (KerasTuner catches `Exception`
+    as a failed trial; this ends its search instead)."""
+
+
+class TimedHyperModel(SpaceHyperModel):
+    """`SpaceHyperModel` that keeps each configuration's training seconds per epoch, which the retrain
+    plan reads as a search trial's `train_seconds`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.train_seconds: dict[str, list[float]] = {}
+
+    def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
+        cfg = self.config(hp)
+        recorder = EpochRecorder(images_per_epoch(len(x), cfg.train.batch_size))
+        try:
+            result = fit(model, x, y, cfg.train, validation=validation_data, callbacks=list(callbacks), seed=self.seed,
+                         initial_epoch=initial_epoch, stop_epoch=epochs or self.epochs, recorder=recorder)
+        finally:
+            key = cfg.to_json()
+            self.train_seconds[key] = self.train_seconds.get(key, []) + list(recorder.result.train_seconds)
+        _, best = result.best(OBJECTIVE)
+        return {k: v[best] for k, v in result.history.items()}
+
+
+def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdir: Path) -> dict:
+    start = time.time()
+    plan = plan_budget(budget, share)
+    space, splits = prepare(settings)
+    hypermodel = TimedHyperModel(space, splits, epochs=settings.epochs, seed=settings.seed)
+    tuner = kt.Hyperband(hypermodel, objective="val_accuracy", max_epochs=settings.epochs, factor=3,
+                         hyperband_iterations=1000, seed=settings.seed, directory=str(workdir / "kt"),
+                         project_name="search", overwrite=True, max_consecutive_failed_trials=10)
+    deadline = start + plan.search
+
+    def stop_at_deadline(batch, logs=None):
+        if time.time() >= deadline:
+            raise SearchShareSpent
+
+    try:
+        tuner.search(splits.x_train, splits.y_train, validation_data=(splits.x_val, splits.y_val), verbose=0,
+                     callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=stop_at_deadline)])
+    except SearchShareSpent:
+        pass
+    finished = tuner.oracle.get_best_trials(1)
+    if not finished:
+        return {"accuracy": math.nan, "minutes": (time.time() - start) / 60, "note": "no KerasTuner trial finished"}
+    best = finished[0]
+    cfg = hypermodel.config(best.hyperparameters)
+    # the best configuration as a study trial, so that the package's retrain plans and trains it
+    study = optuna.create_study(storage=f"sqlite:///{workdir / 'kerastuner.db'}", study_name="kerastuner",
+                                direction="maximize")
+    study.set_user_attr("search_settings", settings.data_settings())
+    study.set_user_attr("data", splits.info)
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(best.score), user_attrs={
+        "config": cfg.to_dict(), "train_seconds": hypermodel.train_seconds.get(cfg.to_json(), [])}))
+    trial = study.trials[0]
+    rs = RetrainSettings(study_name="kerastuner", storage=f"sqlite:///{workdir / 'kerastuner.db'}",
+                         studies_dir=str(workdir), seed=settings.seed, cache_dir=settings.cache_dir, progress=False)
+    everything, ss = load_study_data(study, rs)
+    left = start + plan.total - plan.reserve - time.time()
+    choice = retrain_plan_of(trial, left, retrain_images=len(everything.x_train) + len(everything.x_val),
+                             search_train_images=len(splits.x_train), test_images=len(everything.y_test),
+                             slack=FILL_SHARE * plan.total, searched_epochs=settings.epochs,
+                             reason="KerasTuner's best")
+    tta = matching_tta(cfg.train.augment)
+    result = retrain_trial(study, trial, everything, ss, dataclasses.replace(
+        rs, trial=0, epochs=choice.epochs, steps=choice.steps, tta=tta))
+    return {"accuracy": result.metrics["accuracy"], "minutes": (time.time() - start) / 60,
+            "note": f"{len(tuner.oracle.trials)} KerasTuner trials; best val {best.score:.4f}, retrained for {choice.length}"}
+
+
+def run_ours(settings: SearchSettings, budget: float, share: float, workdir: Path, name: str) -> dict:
+    start = time.time()
+    lines: list[str] = []
+    outcome = run_auto(dataclasses.replace(settings, studies_dir=str(workdir), study_name=name), budget, share,
+                       say=lines.append)
+    minutes = (time.time() - start) / 60
+    if outcome.result is None:
+        return {"accuracy": math.nan, "minutes": minutes, "note": "; ".join(lines) or "the search ended early"}
+    return {"accuracy": outcome.result.metrics["accuracy"], "minutes": minutes, "note": lines[-1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=parse_duration, default=parse_duration("30m"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--dataset", default="folder", help="folder (the CIFAR-10 archive) or fashion_mnist")
+    ap.add_argument("--data-dir", default=str(ARCHIVE))
+    ap.add_argument("--space", default="airbench")
+    ap.add_argument("--subset", type=int, default=10_000)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--search-share", type=float, default=0.25)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--out", type=Path, default=None, help="write the runs as JSON here")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs: dict[str, list[dict]] = {m: [] for m in args.methods}
+    for seed in args.seeds:
+        settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
+                                  seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
+        for method in args.methods:
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                if method == "auto":
+                    run = run_ours(settings, args.budget, args.search_share, work, f"auto-{seed}")
+                elif method == "no search":
+                    run = run_ours(settings, args.budget, 0.0, work, f"defaults-{seed}")
+                else:
+                    run = run_kerastuner(settings, args.budget, args.search_share, work)
+            runs[method].append(run)
+            print(f"seed {seed} {method:22s} test {run['accuracy']:.4f} in {run['minutes']:.1f} min | {run['note']}",
+                  flush=True)
+    print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share "
+          f"{args.search_share}, seeds {' '.join(map(str, args.seeds))}")
+    print("| method | test accuracy (mean) | spread (sd) | per seed | minutes (mean) |")
+    print("|---|---:|---:|---|---:|")
+    for method, rs in runs.items():
+        accs = [r["accuracy"] for r in rs]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        print(f"| {method} | {100 * statistics.mean(accs):.2f}% | {100 * sd:.2f} | "
+              f"{', '.join(f'{100 * a:.1f}' for a in accs)} | {statistics.mean(r['minutes'] for r in rs):.1f} |")
+    if args.out:
+        args.out.write_text(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    main()
