@@ -28,6 +28,7 @@ gives its speed-up, KerasTuner's time to its own best divided by the method's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import gzip
 import itertools
@@ -74,11 +75,9 @@ def table_path(space_name: str) -> Path:
 
 def record(args: argparse.Namespace) -> None:
     """Train every grid point of the space for real (resumable: run again to finish an interrupted
-    recording), then write the table."""
-    import optuna
-
-    from cifar_automl.search import SearchSettings, prepare, run_search
-    from cifar_automl.study import default_storage_url, open_storage
+    recording), then write the table. `--schedules R ...` also trains each for complete schedules of R
+    epochs (warm-up and decay over R epochs: what a rung would run if it trained a schedule of its own)."""
+    from cifar_automl.search import SearchSettings, prepare
 
     settings = SearchSettings(
         space=str(args.space), dataset="folder", data_dir=str(args.data_dir), subset=args.subset,
@@ -93,55 +92,80 @@ def record(args: argparse.Namespace) -> None:
     # must not come five in a row, which stops a search
     random.Random(0).shuffle(points)
     points = points[: args.limit] if args.limit else points
+    study = record_study(settings, prepared, points, grid)
+    shorts = {}
+    for epochs in args.schedules or ():
+        shorts[epochs] = record_study(dataclasses.replace(settings, epochs=epochs, study_name=f"replay-record-e{epochs}"),
+                                      prepared, points, grid)
+    write_table(study, shorts, space, grid, settings)
+
+
+def record_study(settings, prepared, points: list[dict[str, Any]], grid: dict[str, list[Any]]):
+    """One study holding a trial of every point, trained by `run_search` itself (without pruning)."""
+    import optuna
+
+    from cifar_automl.search import run_search
+    from cifar_automl.study import default_storage_url, open_storage
+
     run_search(settings, prepared=prepared)  # creates the study (its first trial: one random grid point)
     storage_url = default_storage_url(settings.studies_dir, settings.study_name)
     study = optuna.load_study(study_name=settings.study_name, storage=open_storage(storage_url))
     have = {_key(t.params, grid) for t in study.get_trials(deepcopy=False)
             if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING,
                            optuna.trial.TrialState.RUNNING)
-            or t.user_attrs.get("fail_reason", "").startswith("loss became NaN")}
+            or (t.user_attrs.get("fail_reason") or "").startswith("loss became NaN")}
     for p in points:
         if _key(p, grid) not in have:
             study.enqueue_trial(p)
-    print(f"recording {len(points)} configurations ({len(points) - len(have)} to train)", flush=True)
-    from dataclasses import replace
-    run_search(replace(settings, trials=len(points)), prepared=prepared)
-    write_table(study, space, grid, settings, args)
+    print(f"{settings.study_name}: {len(points)} configurations of {settings.epochs} epochs "
+          f"({len(points) - len(have)} to train)", flush=True)
+    run_search(dataclasses.replace(settings, trials=len(points)), prepared=prepared)
+    return study
 
 
-def write_table(study, space, grid: dict[str, list[Any]], settings, args: argparse.Namespace) -> None:
-    from cifar_automl.runtime import cpu_name
-
-    configs = []
+def _runs(study, grid: dict[str, list[Any]]) -> dict[tuple, dict[str, Any]]:
+    """Each grid point's recorded run in a study (a point recorded twice: its last run)."""
+    runs = {}
     for t in study.get_trials(deepcopy=False):
         history = t.user_attrs.get("history") or {}
-        if not history.get("val_accuracy") or set(t.params) != set(grid):
+        if not history.get("val_accuracy") or set(t.params) != set(grid) or t.state.name not in ("COMPLETE", "FAIL"):
             continue
-        if t.state.name not in ("COMPLETE", "FAIL"):
-            continue
-        configs.append({
+        runs[_key(t.params, grid)] = {
             "params": t.params,
             "n_params": t.user_attrs.get("params"),
             "val_accuracy": history["val_accuracy"],
             "seconds": t.user_attrs["epoch_seconds"],
             "failed": t.user_attrs.get("fail_reason"),
-        })
-    unique = {_key(c["params"], grid): c for c in configs}  # a configuration recorded twice: the last run
+        }
+    return runs
+
+
+def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]], settings) -> None:
+    from cifar_automl.runtime import cpu_name
+
+    runs = _runs(study, grid)
+    for epochs, short in shorts.items():
+        for key, run in _runs(short, grid).items():
+            if key in runs:
+                runs[key].setdefault("short", {})[str(epochs)] = {
+                    "val_accuracy": run["val_accuracy"], "seconds": run["seconds"], "failed": run["failed"]}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
     table = {
         "space": space.name, "grid": grid, "epochs": settings.epochs, "subset": settings.subset,
+        "schedules": sorted(shorts),
         "data": {k: (Path(v).name if k == "source" else v) for k, v in (study.user_attrs.get("data") or {}).items()},
         "cpu": cpu_name() + (" (AVX-512)" if _avx512() else ""), "cores": _cores(), "python": platform.python_version(),
         "date": datetime.date.today().isoformat(), "commit": commit,
-        "command": f"python benchmarks/replay.py --record --subset {settings.subset} --epochs {settings.epochs}",
-        "configs": list(unique.values()),
+        "command": f"python benchmarks/replay.py --record --subset {settings.subset} --epochs {settings.epochs}"
+                   + (f" --schedules {' '.join(map(str, sorted(shorts)))}" if shorts else ""),
+        "configs": list(runs.values()),
     }
     DATA.mkdir(exist_ok=True)
     path = table_path(space.name)
     with gzip.open(path, "wt") as f:
         json.dump(table, f, separators=(",", ":"))
-    print(f"{len(unique)} of {math.prod(len(v) for v in grid.values())} configurations written to "
+    print(f"{len(runs)} of {math.prod(len(v) for v in grid.values())} configurations written to "
           f"{path.relative_to(HERE.parent)}")
 
 
@@ -174,6 +198,7 @@ class Recorded:
     seconds: list[float]
     failed: str | None = None
     n_params: int | None = None
+    short: dict[str, dict[str, Any]] | None = None  # "R": the run of a complete R-epoch schedule
 
 
 class Table:
@@ -181,6 +206,7 @@ class Table:
         self.meta = {k: v for k, v in data.items() if k != "configs"}
         self.grid: dict[str, list[Any]] = data["grid"]
         self.epochs: int = data["epochs"]
+        self.schedules: list[int] = data.get("schedules", [])
         self.configs = {_key(c["params"], self.grid): Recorded(**c) for c in data["configs"]}
 
     @classmethod
@@ -221,8 +247,13 @@ class Clock:
         return next((t for t, v in self.events if v >= target - 1e-9 and t <= self.budget), None)
 
 
-def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float) -> Clock:
-    """One search through Optuna with the package's sampler and pruner, paying recorded seconds."""
+def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float,
+               fidelity: str = "prefix") -> Clock:
+    """One search through Optuna with the package's sampler and pruner, paying recorded seconds.
+
+    `fidelity`: `prefix`, as a search runs today (one schedule over all epochs, pruned at a rung: the
+    rung sees a prefix of the full run); `restart`, each rung trains a complete schedule of its own
+    length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length."""
     import optuna
 
     from cifar_automl.search.strategies import PerTrialSeed, make_pruner, make_sampler
@@ -231,11 +262,9 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     chosen = PerTrialSeed(CANDIDATE_SAMPLERS[sampler], seed) if sampler in CANDIDATE_SAMPLERS else (
         make_sampler(sampler, seed))
     study = optuna.create_study(direction="maximize", sampler=chosen, pruner=make_pruner(pruner, table.epochs))
+    rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
 
-    def objective(trial: optuna.Trial) -> float:
-        space.sample(trial, table.epochs)  # the space's own suggest_* calls
-        run = table[trial.params]
-        clock.trials += 1
+    def prefix(trial: optuna.Trial, run: Recorded) -> float:
         for epoch in range(table.epochs):
             if epoch >= len(run.val_accuracy):  # the loss became NaN: the trial fails
                 return math.nan
@@ -245,6 +274,24 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
             if epoch + 1 < table.epochs and (trial.should_prune() or clock.spent):
                 raise optuna.TrialPruned()
         return math.nan if run.failed else max(run.val_accuracy)
+
+    def restart(trial: optuna.Trial, run: Recorded) -> float:
+        for rung in rungs:
+            short = run if rung == table.epochs else Recorded(run.params, **{
+                k: v for k, v in (run.short or {})[str(rung)].items()})
+            for value, seconds in zip(short.val_accuracy, short.seconds):
+                clock.pay(seconds, value)
+            if short.failed or len(short.val_accuracy) < rung:
+                return math.nan
+            trial.report(max(short.val_accuracy), rung)
+            if rung < table.epochs and (trial.should_prune() or clock.spent):
+                raise optuna.TrialPruned()
+        return max(run.val_accuracy)
+
+    def objective(trial: optuna.Trial) -> float:
+        space.sample(trial, table.epochs)  # the space's own suggest_* calls
+        clock.trials += 1
+        return (restart if fidelity == "restart" else prefix)(trial, table[trial.params])
 
     def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if clock.spent or len(study.trials) > 20 * len(table.configs):
@@ -348,6 +395,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "tpe5+hyperband": ("optuna", "tpe5", "hyperband"),
     "gp": ("optuna", "gp", "none"),
     "gp+hyperband": ("optuna", "gp", "hyperband"),
+    "tpe+hyperband, rung schedules": ("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
 }
 REFERENCE = "kerastuner-hyperband"
 
@@ -372,7 +420,7 @@ def replay(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: no recording at {path}: run python benchmarks/replay.py --record first")
     table = Table.load(path)
     default = default_method()
-    methods = args.methods or list(METHODS)
+    methods = args.methods or [m for m, how in METHODS.items() if how[3:] != ("restart",) or table.schedules]
     for name in (REFERENCE, default):
         if name not in methods:
             methods.insert(0 if name == REFERENCE else 1, name)
@@ -397,7 +445,7 @@ def replay(args: argparse.Namespace) -> None:
                 start = time.time()
                 clock = ref if name == REFERENCE else (
                     run_kerastuner(table, space, how[0], seed, budget, Path(tmp)) if kind == "kerastuner"
-                    else run_optuna(table, space, how[0], how[1], seed, budget))
+                    else run_optuna(table, space, *how[:2], seed, budget, *how[2:]))
                 hit = clock.time_to(target)
                 reached[name] += hit is not None
                 times[name].append(hit if hit is not None else budget)
@@ -536,6 +584,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=9, help="epochs of every recorded schedule (for --record)")
     ap.add_argument("--studies-dir", type=Path, default=Path("studies") / "replay",
                     help="where --record keeps its study (resumable)")
+    ap.add_argument("--schedules", type=int, nargs="*", default=None,
+                    help="--record: also train each configuration for complete schedules of these epochs")
     ap.add_argument("--limit", type=int, default=None, help="record only this many configurations (a smoke test)")
     ap.add_argument("--table", type=Path, default=None, help="the recording (default: data/replay-<space>.json.gz)")
     ap.add_argument("--seeds", type=int, default=20)

@@ -21,7 +21,7 @@ def replay():
     return module
 
 
-def _table(replay, epochs=9):
+def _table(replay, epochs=9, schedules=()):
     from cifar_automl.search import load_space
 
     space = load_space(str(ROOT / "benchmarks" / "replay_space.yaml"))
@@ -30,9 +30,12 @@ def _table(replay, epochs=9):
     for i, values in enumerate(itertools.product(*grid.values())):
         params = dict(zip(grid, values))
         final = 0.2 + 0.001 * i  # the last grid point is the best
+        short = {str(r): {"seconds": [2.0] + [1.0] * (r - 1), "val_accuracy": [final * (e + 1) / r for e in range(r)],
+                          "failed": None} for r in schedules}
         configs.append({"params": params, "n_params": 1000 * (1 + i % 7), "seconds": [2.0] + [1.0] * (epochs - 1),
-                        "val_accuracy": [final * (e + 1) / epochs for e in range(epochs)], "failed": None})
-    data = {"space": "replay", "grid": grid, "epochs": epochs, "configs": configs}
+                        "val_accuracy": [final * (e + 1) / epochs for e in range(epochs)], "failed": None,
+                        **({"short": short} if short else {})})
+    data = {"space": "replay", "grid": grid, "epochs": epochs, "configs": configs, "schedules": list(schedules)}
     return space, replay.Table(data)
 
 
@@ -49,6 +52,14 @@ def test_an_unpruned_optuna_search_pays_every_epoch_of_every_trial(replay):
     assert clock.t == pytest.approx(10.0 * clock.trials) and clock.trials == 11
     assert len(clock.events) == 9 * clock.trials
     assert clock.best() == max(v for t, v in clock.events if t <= 110.0)
+
+
+def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):
+    space, table = _table(replay, schedules=(1, 3))
+    clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=48.0, fidelity="restart")
+    # unpruned, a trial runs the 1-epoch schedule (2 s), then the 3-epoch one (4 s), then all 9 (10 s)
+    assert clock.t == pytest.approx(16.0 * clock.trials) and clock.trials == 3  # then the budget is spent
+    assert len(clock.events) == (1 + 3 + 9) * clock.trials
 
 
 def test_kerastuner_hyperband_resumes_promoted_trials_and_pays_only_new_epochs(replay, tmp_path):
