@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .errors import UserError
+from .errors import SearchError, UserError
 from .report import write_report
 from .results import (
     RetrainResult,
@@ -63,6 +63,8 @@ FILL_SHARE = 0.05
 # a median of ~30 trials to reach random search's 200-trial best, and with pruning a trial costs about a
 # third of a full one; a search that holds fewer cannot be expected to beat a known-good default
 MIN_SEARCH_TRIALS = 10
+# --search-share 0 times the defaults with this many epochs: the first also builds and traces the model
+NO_SEARCH_EPOCHS = 2
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -89,7 +91,7 @@ class BudgetPlan:
 
     def describe(self) -> str:
         if not self.search:
-            return (f"budget {self.total / 60:.0f} min: no search: one epoch of the space's defaults times them, then "
+            return (f"budget {self.total / 60:.0f} min: no search: two epochs of the space's defaults time them, then "
                     f"they retrain for the rest ({self.retrain / 60:.0f} min with the test), {self.reserve / 60:.1f} "
                     "min kept for data, evaluation and report")
         return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
@@ -238,17 +240,24 @@ def _fill(choice: RetrainChoice, trial: FrozenTrial, seconds: float, retrain_ima
 
 def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
     """The wall seconds of this trial trained for all `epochs` unpruned: what it took, or, if it was
-    stopped early, its mean epoch time that many times (0 if it recorded no epoch)."""
+    stopped early, its first epoch (which also builds and traces the model) and its steady epochs'
+    median for the rest (0 if it recorded no epoch)."""
     seconds = trial.user_attrs.get("epoch_seconds") or []
-    return sum(seconds) * max(1.0, epochs / len(seconds)) if seconds else 0.0
+    if not seconds or len(seconds) >= epochs:
+        return float(sum(seconds))
+    return seconds[0] + (epochs - 1) * statistics.median(seconds[1:] or seconds)
 
 
 def _defaults_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The trial of the space's defaults (a new study's first), once it has recorded epochs."""
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("warm_start") == "space defaults" and t.user_attrs.get("epoch_seconds"):
-            return t
-    return None
+    """The trial of the space's defaults (a new study's first), or None if the study has none."""
+    return next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("warm_start") == "space defaults"),
+                None)
+
+
+def _usable(trial: FrozenTrial | None) -> bool:
+    """A trial of the defaults that trained (complete, or pruned after recording epochs)."""
+    return (trial is not None and trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and bool(trial.user_attrs.get("train_seconds")))
 
 
 def _ended_early(search: SearchOutcome) -> bool:
@@ -307,16 +316,20 @@ def run_auto(
     say(plan.describe())
     searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
     defaults = None  # the space's defaults, when the search share cannot pay for itself
-    if not plan.search:  # no search: one epoch of the defaults (a study of 1-epoch trials) times them
-        search = run_search(dataclasses.replace(settings, trials=1, epochs=1), reporter=reporter)
+    if not plan.search:  # no search: two epochs of the defaults (a study of 2-epoch trials) time them
+        search = run_search(dataclasses.replace(settings, trials=1, epochs=NO_SEARCH_EPOCHS), reporter=reporter)
         defaults = _defaults_trial(search.study)
-        if defaults is None and not _ended_early(search):
-            raise UserError(f"study '{search.study.study_name}' holds trials already: pass a new --study-name")
+        if not _ended_early(search) and not _usable(defaults):
+            if defaults is None:
+                raise UserError(f"study '{search.study.study_name}' holds trials already: pass a new --study-name")
+            raise SearchError(f"the space's defaults failed to train: {defaults.user_attrs.get('fail_reason')}")
     elif has_defaults:
         # the space's defaults run first: their trial tells whether the share holds a search worth running
         search = run_search(dataclasses.replace(searching, trials=1), reporter=reporter)
         first = _defaults_trial(search.study)
-        if not _ended_early(search) and first is not None:
+        if first is not None and first.state == TrialState.FAIL:
+            say(f"the space's defaults failed ({first.user_attrs.get('fail_reason')}): the search goes on without them")
+        if not _ended_early(search) and _usable(first):
             cost = trial_seconds(first, settings.epochs)
             held = plan.search / cost if cost else math.inf
             if held < MIN_SEARCH_TRIALS:
@@ -351,8 +364,9 @@ def run_auto(
     trial = study.get_trials(deepcopy=False)[choice.trial]
     out = retrain_dir(settings.studies_dir, study.study_name, choice.trial)
     if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists (the search is saved): pass --overwrite, or run cifar-automl "
-                        f"retrain --study-name {study.study_name} --trial {choice.trial} --epochs {choice.epochs} --overwrite")
+        again = "" if choice.steps else (f", or run cifar-automl retrain --study-name {study.study_name} --trial "
+                                         f"{choice.trial} --epochs {choice.epochs} --overwrite")
+        raise UserError(f"{out} already exists (the search is saved): pass --overwrite{again}")
     tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
     say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.length} "
         f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"

@@ -64,20 +64,22 @@ SHARES = (0.1, 0.25, 0.5, 1.0)  # of the study's compute, where `search_value` r
 
 def reference_trial(frame: pd.DataFrame) -> tuple[pd.Series, str] | None:
     """What a search is measured against: the trial of the space's defaults (a known-good recipe), or,
-    in a space without defaults, the first finished trial (what one untuned try gives)."""
-    done = finished(frame).sort_values("number")
+    in a space without defaults (or defaults that did not train to the end), the first complete trial
+    (what one untuned try gives). Pruned trials are not candidates: their scores are early ones."""
+    done = frame[frame["state"] == "complete"].sort_values("number") if not frame.empty else frame
     if done.empty:
         return None
     if "warm_start" in done.columns:
         defaults = done[done["warm_start"] == "space defaults"]
         if not defaults.empty:
             return defaults.iloc[0], "the space's defaults"
-    return done.iloc[0], "the first finished trial"
+    return done.iloc[0], "the first complete trial"
 
 
 def search_value(frame: pd.DataFrame, shares: tuple[float, ...] = SHARES) -> pd.DataFrame:
-    """What the search bought: the best finished trial's validation accuracy after each share of the
-    compute (all trials' training time, in trial order), against the reference trial's."""
+    """What the search bought: the best complete trial's validation accuracy after each share of the
+    compute (all trials' training time, pruned and failed ones included, in trial order), against the
+    reference trial's."""
     ref = reference_trial(frame)
     if ref is None:
         return pd.DataFrame()

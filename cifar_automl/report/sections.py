@@ -53,11 +53,12 @@ def build_sections(d: ReportData) -> list[Section]:
         Section("What the search bought",
                 "The best validation accuracy found after each share of the compute (the training time of all "
                 "trials, in trial order), against the space's defaults, or, in a space without defaults, the "
-                "first finished trial. Then how well each epoch's validation accuracy ranked the trials that "
+                "first complete trial. Then how well each epoch's validation accuracy ranked the trials that "
                 "trained to the end (Spearman's rank correlation with their final score): near 1, pruning at "
                 "that epoch keeps the right trials; near 0, it keeps them by chance.",
                 [table_html(t["search_value"]),
-                 F.figure(lambda: F.fig_search_value(tables.best_so_far(frame, by=None), t["search_value"]),
+                 F.figure(lambda: F.fig_search_value(tables.best_so_far(frame, by=None, scored=("complete",)),
+                                                    t["search_value"]),
                           need=done, n=1),
                  table_html(t["fidelity_ranking"])]),
         Section("Block types compared",

@@ -137,16 +137,17 @@ def block_comparison(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("best_val_accuracy", ascending=False).reset_index()
 
 
-def best_so_far(frame: pd.DataFrame, by: str | None = "block") -> pd.DataFrame:
+def best_so_far(frame: pd.DataFrame, by: str | None = "block",
+                scored: tuple[str, ...] = ("complete", "pruned")) -> pd.DataFrame:
     """Best validation accuracy so far against compute spent (cumulative trial hours), in trial order,
-    per `by` group (block type) or overall."""
+    per `by` group (block type) or overall; trials in the `scored` states count towards the best."""
     rows = []
     ordered = frame.sort_values("number")
     groups = ordered.groupby(by) if by and by in ordered.columns else [("all", ordered)]
     for key, g in groups:
         hours = g["minutes"].cumsum() / 60  # compute of every trial, failed ones included
-        scored = g["val_accuracy"].where(g["state"].isin(["complete", "pruned"]))
-        best = scored.astype(float).cummax()
+        values = g["val_accuracy"].where(g["state"].isin(list(scored)))
+        best = values.astype(float).cummax()
         for h, b, n in zip(hours, best, g["number"]):
             if not np.isnan(b):
                 rows.append({"group": key, "trial": int(n), "trial_hours": float(h), "best_val_accuracy": float(b)})

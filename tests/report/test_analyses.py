@@ -71,7 +71,7 @@ def test_what_the_search_bought_is_the_best_so_far_against_the_defaults_trial():
     assert by_share.loc["100% of the compute", "vs_reference_points"] == pytest.approx(10.0)
     assert by_share.loc["100% of the compute", "trials"] == 6
     no_defaults = analyses.search_value(frame.assign(warm_start=None))
-    assert no_defaults.iloc[0]["compute"] == "the first finished trial (trial 0)"
+    assert no_defaults.iloc[0]["compute"] == "the first complete trial (trial 0)"
 
 
 def test_fidelity_ranking_correlates_each_epochs_score_with_the_final_one(tmp_path):

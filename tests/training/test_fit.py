@@ -49,6 +49,9 @@ def test_a_schedule_in_steps_cuts_its_last_epoch_short_and_decays_over_those_ste
     assert float(sched(2 * steps + 3)) == pytest.approx(0.0, abs=1e-7)  # the schedule ends with training
     assert float(sched(steps)) > 0.004
     assert TrainConfig(epochs=3, steps=10**6).total_steps(steps) == 3 * steps  # never past its epochs
+    resumed = build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+    fit(resumed, s.x_train, s.y_train, cfg, seed=0, initial_epoch=1)  # as KerasTuner resumes a model
+    assert int(resumed.optimizer.iterations) == 2 * steps + 3  # the same last step, counted from epoch 1
 
 
 def test_recorder_flags_a_nan_loss_and_stops_training():
