@@ -7,7 +7,7 @@ Recording: every configuration of `replay_space.yaml` (the built-in `residual` s
 parameters, 180 configurations) is trained for real by `cifar-automl search` itself (the search's own
 objective, data split and `training.fit`), for the full `--epochs` of its schedule, without pruning, on
 a subset of the CIFAR-10 archive. Each epoch's validation accuracy and wall seconds (the first epoch
-includes building and tracing the model) go into `data/replay-<space>.json.gz` with the machine, date
+includes building and tracing the model) go into `data/<space>.json.gz` (`data/replay.json.gz`) with the machine, date
 and commit. A pruned trial and a Hyperband rung both see a prefix of that run: a trial's schedule is
 laid over the search's `--epochs` whatever its rung, as in a real search, and KerasTuner's Hyperband
 resumes a promoted model from its checkpoint on the same schedule (`SpaceHyperModel`).
@@ -70,7 +70,7 @@ def grid_of(space) -> dict[str, list[Any]]:
 
 
 def table_path(space_name: str) -> Path:
-    return DATA / f"replay-{space_name}.json.gz"
+    return DATA / f"{space_name}.json.gz"
 
 
 def record(args: argparse.Namespace) -> None:
@@ -591,7 +591,7 @@ def main() -> None:
     ap.add_argument("--schedules", type=int, nargs="*", default=None,
                     help="--record: also train each configuration for complete schedules of these epochs")
     ap.add_argument("--limit", type=int, default=None, help="record only this many configurations (a smoke test)")
-    ap.add_argument("--table", type=Path, default=None, help="the recording (default: data/replay-<space>.json.gz)")
+    ap.add_argument("--table", type=Path, default=None, help="the recording (default: data/<space>.json.gz)")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                     help="methods to replay (KerasTuner's Hyperband and the default always run)")
