@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import datetime
 import gzip
+import importlib.util
 import itertools
 import json
 import math
@@ -423,6 +424,11 @@ def replay(args: argparse.Namespace) -> None:
     table = Table.load(path)
     default = default_method()
     methods = args.methods or [m for m, how in METHODS.items() if how[3:] != ("restart",) or table.schedules]
+    if importlib.util.find_spec("torch") is None:  # Optuna's GPSampler needs PyTorch
+        skipped = [m for m in methods if METHODS[m][1:2] == ("gp",)]
+        methods = [m for m in methods if m not in skipped]
+        if skipped:
+            print(f"skipped (Optuna's GPSampler needs PyTorch): {', '.join(skipped)}")
     for name in (REFERENCE, default):
         if name not in methods:
             methods.insert(0 if name == REFERENCE else 1, name)
