@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -166,28 +166,35 @@ def choose_retrain(
         raise UserError("the search finished no trial within its share of the budget: give a larger --budget "
                         "or a larger --search-share")
     ranked = sorted(complete, key=accuracy, reverse=True)[:top]
-    options = []
-    for rank, t in enumerate(ranked):
-        estimate = _estimate(t, seconds, retrain_images, search_train_images, test_images)
-        if estimate is not None:
-            options.append((rank, t, *estimate))
+    options = [_Option(rank, t, *estimate) for rank, t in enumerate(ranked)
+               for estimate in [_estimate(t, seconds, retrain_images, search_train_images, test_images)]
+               if estimate is not None]
     if not options:
         raise UserError("no finished trial recorded its epoch times")
-    for rank, t, epochs, epoch, searched, left in options:
-        if epochs >= searched:
-            why = "the best trial" if rank == 0 else (
-                f"rank {rank + 1}: the better ones get fewer epochs than they were searched with")
-            return _fill(RetrainChoice(t.number, epochs, epoch, float(accuracy(t)), why), t, left,
-                         retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
-    if max(o[2] for o in options) == 0:  # not one epoch fits: the fastest trial, one epoch (or what fits of it)
-        rank, t, epochs, epoch, searched, left = min(options, key=lambda o: o[3])
-        return _fill(RetrainChoice(t.number, 1, epoch, float(accuracy(t)),
-                                   "less than one epoch of any candidate is left: the fastest"),
-                     t, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
-    rank, t, epochs, epoch, searched, left = max(options, key=lambda o: (o[2], -o[0]))
-    return _fill(RetrainChoice(t.number, epochs, epoch, float(accuracy(t)),
-                               "the budget left is short: the trial that gets the most epochs"),
-                 t, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
+    fits = [o for o in options if o.epochs >= o.searched]
+    if fits:
+        o = fits[0]
+        why = "the best trial" if o.rank == 0 else (
+            f"rank {o.rank + 1}: the better ones get fewer epochs than they were searched with")
+    elif max(o.epochs for o in options) == 0:  # not one epoch fits: the fastest trial, one (or what fits of it)
+        o = min(options, key=lambda o: o.epoch_seconds)
+        why = "less than one epoch of any candidate is left: the fastest"
+    else:
+        o = max(options, key=lambda o: (o.epochs, -o.rank))
+        why = "the budget left is short: the trial that gets the most epochs"
+    return _fill(RetrainChoice(o.trial.number, max(1, o.epochs), o.epoch_seconds, float(accuracy(o.trial)), why),
+                 o.trial, o.left, retrain_images, slack, MAX_EPOCH_MULTIPLE * o.searched)
+
+
+class _Option(NamedTuple):
+    """A candidate retrain: the trial's rank, the trial, and `_estimate`'s figures for it."""
+
+    rank: int
+    trial: FrozenTrial
+    epochs: int
+    epoch_seconds: float
+    searched: int
+    left: float
 
 
 def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
