@@ -257,22 +257,25 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length."""
     import optuna
 
+    from cifar_automl.search.objective import PruneAtEpochEnd
     from cifar_automl.search.strategies import PerTrialSeed, make_pruner, make_sampler
 
     clock = Clock(budget)
     chosen = PerTrialSeed(CANDIDATE_SAMPLERS[sampler], seed) if sampler in CANDIDATE_SAMPLERS else (
         make_sampler(sampler, seed))
-    study = optuna.create_study(direction="maximize", sampler=chosen, pruner=make_pruner(pruner, table.epochs))
+    # a fixed name: Optuna's Hyperband pruner assigns trials to brackets by a hash of it
+    study = optuna.create_study(study_name=f"replay-{seed}", direction="maximize", sampler=chosen,
+                                pruner=make_pruner(pruner, table.epochs))
     rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
 
     def prefix(trial: optuna.Trial, run: Recorded) -> float:
+        prune = PruneAtEpochEnd(trial, table.epochs)  # the search's own: reports, and prunes at a rung
         for epoch in range(table.epochs):
             if epoch >= len(run.val_accuracy):  # the loss became NaN: the trial fails
                 return math.nan
-            value = run.val_accuracy[epoch]
-            clock.pay(run.seconds[epoch], value)
-            trial.report(value, epoch + 1)
-            if epoch + 1 < table.epochs and (trial.should_prune() or clock.spent):
+            clock.pay(run.seconds[epoch], run.val_accuracy[epoch])
+            prune.on_epoch_end(epoch, {"val_accuracy": run.val_accuracy[epoch]})
+            if epoch + 1 < table.epochs and clock.spent:
                 raise optuna.TrialPruned()
         return math.nan if run.failed else max(run.val_accuracy)
 
@@ -309,6 +312,10 @@ def run_kerastuner(table: Table, space, tuner: str, seed: int, budget: float, wo
     budget is spent) on `ReplayHyperModel`."""
     import keras_tuner as kt
 
+    import numpy as np
+
+    random.seed(seed)  # parts of KerasTuner draw from the global generators
+    np.random.seed(seed)
     clock = Clock(budget)
     hypermodel = ReplayHyperModel(space, table, clock)
     common = dict(objective="val_accuracy", seed=seed, directory=str(workdir), project_name=f"{tuner}-{seed}",
@@ -518,7 +525,8 @@ def run_pareto(table: Table, space, method: str, seed: int, budget: float, max_p
 
     sampler, pruner, objective = PARETO_METHODS[method]
     goal = Goal("accuracy", max_params=max_params) if objective == "limit" else Goal(objective)
-    study = optuna.create_study(directions=goal.directions, sampler=make_sampler(sampler, seed),
+    study = optuna.create_study(study_name=f"replay-{seed}", directions=goal.directions,
+                                sampler=make_sampler(sampler, seed),
                                 pruner=make_pruner(pruner, table.epochs, goal))
     ref_params = max(c.n_params for c in table.configs.values()) * 1.1
     clock, points, curve = Clock(budget), [], []
