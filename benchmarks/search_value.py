@@ -44,8 +44,7 @@ from cifar_automl.auto import (  # noqa: E402
 from cifar_automl.results import RetrainSettings, load_study_data, retrain_trial  # noqa: E402
 from cifar_automl.search import SearchSettings, prepare  # noqa: E402
 from cifar_automl.search.kerastuner import SpaceHyperModel  # noqa: E402
-from cifar_automl.study import OBJECTIVE  # noqa: E402
-from cifar_automl.training import EpochRecorder, fit, images_per_epoch, matching_tta  # noqa: E402
+from cifar_automl.training import EpochRecorder, images_per_epoch, matching_tta  # noqa: E402
 
 ARCHIVE = HERE.parent.parent / "shared" / "datasets" / "cifar10-train-jpeg.tar.gz"
 METHODS = ("auto", "no search", "KerasTuner + retrain")
@@ -64,17 +63,14 @@ class TimedHyperModel(SpaceHyperModel):
         super().__init__(*args, **kwargs)
         self.train_seconds: dict[str, list[float]] = {}
 
-    def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
-        cfg = self.config(hp)
-        recorder = EpochRecorder(images_per_epoch(len(x), cfg.train.batch_size))
+    def fit(self, hp, model, x, y, validation_data=None, callbacks=(), **kwargs):
+        recorder = EpochRecorder(images_per_epoch(len(x), self.config(hp).train.batch_size))
         try:
-            result = fit(model, x, y, cfg.train, validation=validation_data, callbacks=list(callbacks), seed=self.seed,
-                         initial_epoch=initial_epoch, stop_epoch=epochs or self.epochs, recorder=recorder)
+            return super().fit(hp, model, x, y, validation_data=validation_data,
+                               callbacks=[*callbacks, recorder], **kwargs)
         finally:
-            key = cfg.to_json()
+            key = self.config(hp).to_json()
             self.train_seconds[key] = self.train_seconds.get(key, []) + list(recorder.result.train_seconds)
-        _, best = result.best(OBJECTIVE)
-        return {k: v[best] for k, v in result.history.items()}
 
 
 def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdir: Path) -> dict:
