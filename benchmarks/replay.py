@@ -311,7 +311,6 @@ def run_kerastuner(table: Table, space, tuner: str, seed: int, budget: float, wo
     """One search by KerasTuner's own tuner (`hyperband`: one iteration to its end; `bayes`: until the
     budget is spent) on `ReplayHyperModel`."""
     import keras_tuner as kt
-
     import numpy as np
 
     random.seed(seed)  # parts of KerasTuner draw from the global generators
