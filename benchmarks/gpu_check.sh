@@ -49,10 +49,14 @@ if [ "$MODE" = "--cpu" ]; then
     "$PY" -c "import jax" 2>/dev/null && backends="$backends jax"
     extra=(--cpu --minutes 1 --subset 3000 --retrain-epochs 1)
 else
-    # a venv over the machine's own JAX / PyTorch, with the prepared wheels and nothing from an index
-    python3 -m venv --system-site-packages "$DIR/venv"
-    "$DIR/venv/bin/pip" install -q --no-index --no-deps "$DIR"/wheels/*.whl
-    PY="$DIR/venv/bin/python"
+    # the prepared wheels into a folder put first on PYTHONPATH, over the machine's own JAX / PyTorch, with
+    # nothing from an index (a venv would not do: the machine's python3 is itself a venv, and a venv made
+    # from it sees the base interpreter's packages, not the JAX and PyTorch installed beside it)
+    SITE=${SITE:-/tmp/gpu-check-site}
+    ${PYTHON:-python3} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" "$DIR"/wheels/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+    PY=${PYTHON:-python3}
     backends=""
     for b in jax torch; do "$PY" -c "import $b" 2>/dev/null && backends="$backends $b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true

