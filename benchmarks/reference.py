@@ -56,16 +56,18 @@ def data_of(preset: str, archive: Path) -> dict:
 
 
 def seconds_per_epoch(preset: str, splits) -> float:
-    """A short timed run of the preset's recipe: training seconds of one epoch of `splits` (and its
-    validation pass), from PROBE_STEPS steps after as many warm-up steps."""
+    """A short timed run of the preset's recipe: training seconds of one epoch of what `baseline` trains
+    it on (train + validation, or train alone with the validation pass of a recipe that stops early),
+    from PROBE_STEPS steps after as many warm-up steps."""
     recipe = PRESETS[preset].recipe
+    x, y, validation = splits.final_training(PRESETS[preset].early_stopping_patience is not None)
     n = PROBE_STEPS * recipe.batch_size
-    model = build_preset(PRESETS[preset], splits.x_train.shape[1:], len(splits.class_names))
+    model = build_preset(PRESETS[preset], x.shape[1:], len(splits.class_names))
     probe = dataclasses.replace(recipe, epochs=2)
-    result = fit(model, splits.x_train[:n], splits.y_train[:n], probe)
+    result = fit(model, x[:n], y[:n], probe)
     per_step = result.train_seconds[1] / PROBE_STEPS
-    val_share = len(splits.x_val) / (len(splits.x_train) * 3)  # inference ~3x cheaper than a training step
-    return per_step * steps_per_epoch(len(splits.x_train), recipe.batch_size) * (1 + val_share)
+    val_share = len(validation[0]) / (len(x) * 3) if validation else 0.0  # inference ~3x cheaper than training
+    return per_step * steps_per_epoch(len(x), recipe.batch_size) * (1 + val_share)
 
 
 def table(storage_dir: Path, minutes: float) -> list[str]:

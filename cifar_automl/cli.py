@@ -355,7 +355,8 @@ class Baseline(Command):
                       f"{preset.description} | {preset.shape_note}")
             return 0
         r = run_baseline(settings_from(args, BaselineSettings, progress=not args.quiet))
-        print(f"{r['preset']}: test accuracy {r['accuracy']:.4f} (val {r['val_accuracy']:.4f}), {r['params']:,} params, "
+        val = "" if r["val_accuracy"] is None else f" (val {r['val_accuracy']:.4f})"  # None: trained on train + val
+        print(f"{r['preset']}: test accuracy {r['accuracy']:.4f}{val}, {r['params']:,} params, "
               f"{r['epochs']} epochs in {r['train_minutes']:.1f} min -> {r['out']} (study '{r['study']}')")
         return 0
 

@@ -37,6 +37,16 @@ class Splits:
     class_names: tuple[str, ...]
     info: dict
 
+    def final_training(
+        self, early_stopping: bool
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """(x, y, validation) for a final training run: with early stopping, the training images and
+        the validation slice it watches; without, train + validation together and no validation (a run
+        that decides nothing on the validation slice learns from it)."""
+        if early_stopping:
+            return self.x_train, self.y_train, (self.x_val, self.y_val)
+        return np.concatenate([self.x_train, self.x_val]), np.concatenate([self.y_train, self.y_val]), None
+
 
 def as_images(x: np.ndarray) -> np.ndarray:
     """uint8, contiguous, always 4-D (grayscale gets a channel axis)."""

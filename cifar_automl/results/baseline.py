@@ -1,14 +1,19 @@
 """Train a textbook preset with its own recipe, evaluate it like `retrain`, keep it as a reference.
 
+Like `retrain`, a preset trains on every training image (train + validation) unless its recipe stops
+early, which needs the validation slice to watch.
+
 Results go to a reference study next to the searched one (`<study>-baselines` in the same storage),
-one COMPLETE trial per preset with `baseline=<name>`, so the report shows them as baseline rows and
-they never count towards, or steer, the search itself.
+one COMPLETE trial per preset with `baseline=<name>` and its test accuracy as the trial's value
+(metric `test_accuracy`), so the report shows them as baseline rows and they never count towards, or
+steer, the search itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,22 +87,28 @@ def run_baseline(settings: BaselineSettings) -> dict[str, Any]:
     configure_devices(settings.mixed_precision)
     splits = make_splits(ds, val_fraction=preset.val_fraction, subset=None, seed=settings.seed,
                          test_fraction=test_fraction)
+    early_stopping = preset.early_stopping_patience is not None
+    x_train, y_train, validation = splits.final_training(early_stopping)
     keras.utils.set_random_seed(settings.seed)
-    model = build_preset(preset, splits.x_train.shape[1:], len(splits.class_names))
+    model = build_preset(preset, x_train.shape[1:], len(splits.class_names))
     info = describe(study=ref_name, trial=preset.name, config={"train": dataclasses.asdict(recipe)}, splits=splits,
-                    x_train=splits.x_train, seed=settings.seed, preset=preset.name, description=preset.description)
+                    x_train=x_train, seed=settings.seed, preset=preset.name, description=preset.description,
+                    early_stopping=early_stopping)
     result, evaluation, metrics = train_test_save(
-        model, recipe, splits.x_train, splits.y_train, (splits.x_val, splits.y_val), splits, out, info,
+        model, recipe, x_train, y_train, validation, splits, out, info,
         patience=preset.early_stopping_patience, progress=settings.progress, desc=f"baseline {preset.name}",
         seed=settings.seed, extra={"preset": preset.name},
     )
-    val_acc = (result.best("val_accuracy")[0] if preset.early_stopping_patience
-               else result.history["val_accuracy"][-1])
+    val_acc = result.best("val_accuracy")[0] if early_stopping else None  # no validation slice otherwise
     storage = open_storage(url)
     ref = optuna.create_study(study_name=ref_name, storage=storage, direction="maximize", load_if_exists=True)
+    if not ref.get_trials(deepcopy=False):  # a study of older runs keeps its unnamed values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ref.set_metric_names(["test_accuracy"])
     ref.set_user_attr("reference_for", settings.study_name)
     ref.add_trial(optuna.trial.create_trial(
-        value=val_acc,
+        value=metrics["accuracy"],
         user_attrs={
             "baseline": preset.name, "description": preset.description, "config": info["config"],
             "params": metrics["params"], "val_accuracy": val_acc, "test_accuracy": metrics["accuracy"],

@@ -158,13 +158,7 @@ def retrain_trial(
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {epochs}")
     cfg = cfg.replace_train(epochs=epochs, steps=settings.steps)  # the schedule stretches with the new length
-    if settings.early_stopping:
-        x_train, y_train = splits.x_train, splits.y_train
-        validation = (splits.x_val, splits.y_val)
-    else:
-        x_train = np.concatenate([splits.x_train, splits.x_val])
-        y_train = np.concatenate([splits.y_train, splits.y_val])
-        validation = None
+    x_train, y_train, validation = splits.final_training(settings.early_stopping)
     mean, std = channel_stats(x_train)
 
     keras.utils.set_random_seed(settings.seed)

@@ -1,8 +1,10 @@
 """Textbook presets: shapes, parameter counts their architectures imply, baselines and warm starts."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
@@ -95,6 +97,28 @@ def test_baseline_is_trained_tested_and_kept_as_a_reference(study_dir, retrained
     assert main(["baseline", "--model", "net1", "--study-name", "tiny", "--studies-dir", str(studies),
                  "--epochs", "1", "--quiet"]) == 2
     assert "does not fit (12, 12, 3)" in capsys.readouterr().err
+
+
+def test_a_baseline_without_early_stopping_learns_from_the_validation_images_too(study_dir, capsys):
+    """Like `retrain`: only a recipe that stops early keeps the validation slice out of training. Each
+    reference trial's value is its test accuracy (metric `test_accuracy`)."""
+    studies = study_dir / "studies"
+    assert main(["baseline", "--model", "simple-dropout", "--study-name", "tiny", "--studies-dir", str(studies),
+                 "--epochs", "1", "--quiet", "--cache-dir", str(study_dir / "cache")]) == 0
+    assert "simple-dropout: test accuracy" in capsys.readouterr().out
+    run_baseline(BaselineSettings(preset="three-block-bn", study_name="tiny", studies_dir=str(studies), epochs=1,
+                                  cache_dir=str(study_dir / "cache"), progress=False))
+    ref = optuna.load_study(study_name="tiny-baselines", storage=f"sqlite:///{studies / 'tiny.db'}")
+    assert ref.metric_names == ["test_accuracy"]
+    runs = {t.user_attrs["baseline"]: t for t in ref.trials}
+    for name, early_stops in [("simple-dropout", False), ("three-block-bn", True)]:
+        t = runs[name]
+        card = json.loads((Path(t.user_attrs["path"]) / "config.json").read_text())
+        data = card["data"]
+        assert card["early_stopping"] is early_stops
+        assert data["retrain_train_images"] == data["n_train"] + (0 if early_stops else data["n_val"])
+        assert t.value == t.user_attrs["test_accuracy"]
+        assert (t.user_attrs["val_accuracy"] is not None) is early_stops
 
 
 def test_baseline_list_and_summary(capsys):
