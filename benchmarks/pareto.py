@@ -146,12 +146,16 @@ def real_main(minutes: float, out: str, subset: int, epochs: int, seed: int) -> 
             max_params=limit if name == "so-limit" else None, **fields)
         db = Path(out) / f"pareto-{name}.db"
         if db.exists():
-            study = optuna.load_study(study_name=settings.study_name, storage=f"sqlite:///{db}")
-            if study.user_attrs.get("benchmark_minutes") == minutes:
+            try:
+                study = optuna.load_study(study_name=settings.study_name, storage=f"sqlite:///{db}")
+            except KeyError:  # created, no study yet
+                study = None
+            if study is not None and study.user_attrs.get("benchmark_minutes") == minutes:
                 studies[name] = study
                 print(f"{name}: reusing the finished study in {db}", flush=True)
                 continue
-            db.unlink()  # this script's own unfinished run
+            for leftover in Path(out).glob(f"pareto-{name}.db*"):  # this script's own unfinished run
+                leftover.unlink()
         started = time.time()
         outcome = run_search(settings, prepared=prepare(settings), reporter=SearchReporter(quiet=True))
         outcome.study.set_user_attr("benchmark_minutes", minutes)

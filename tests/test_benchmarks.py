@@ -79,3 +79,30 @@ def test_the_speed_up_is_the_reference_time_over_the_methods(replay):
         clock.pay(t - clock.t, v)
     assert clock.time_to(0.3) == 5.0 and clock.time_to(0.5) is None  # past the budget
     assert replay._geomean([2.0, 8.0]) == pytest.approx(4.0)
+
+
+def test_a_real_pareto_curve_counts_complete_trials_only_in_log_parameters():
+    """benchmarks/pareto.py --fashion-mnist: the hypervolume after each complete trial, in (accuracy,
+    log10 parameters) up to the reference count, at the minutes since the search's first trial began."""
+    import datetime
+    import types
+
+    import optuna
+
+    spec = importlib.util.spec_from_file_location("pareto_benchmark", ROOT / "benchmarks" / "pareto.py")
+    pareto = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pareto)
+    t0 = datetime.datetime(2026, 1, 1)
+    trials = [
+        optuna.trial.FrozenTrial(
+            number=n, trial_id=n, state=optuna.trial.TrialState[state], value=None,
+            values=None if acc is None else [acc, params], datetime_start=t0 + datetime.timedelta(minutes=minute),
+            datetime_complete=t0 + datetime.timedelta(minutes=minute + 1), params={}, distributions={},
+            user_attrs={"params": params}, system_attrs={}, intermediate_values={})
+        for n, (minute, state, acc, params) in enumerate(
+            [(0, "COMPLETE", 0.5, 100), (2, "PRUNED", None, 10), (4, "COMPLETE", 0.8, 10_000),
+             (6, "COMPLETE", 0.4, 1_000)])]
+    curve = pareto.real_curve(types.SimpleNamespace(trials=trials), ref_params=100_000)
+    # 0.5 at 10^2 alone: 0.5 * (5 - 2); with 0.8 at 10^4: 0.5 * (4 - 2) + 0.8 * (5 - 4); 0.4 at 10^3 is dominated
+    assert [m for m, _ in curve] == [1, 5, 7]  # the pruned trial adds no point
+    assert [hv for _, hv in curve] == pytest.approx([1.5, 1.8, 1.8])

@@ -119,6 +119,10 @@ def test_a_baseline_without_early_stopping_learns_from_the_validation_images_too
         assert data["retrain_train_images"] == data["n_train"] + (0 if early_stops else data["n_val"])
         assert t.value == t.user_attrs["test_accuracy"]
         assert (t.user_attrs["val_accuracy"] is not None) is early_stops
+    page = write_report("tiny", studies_dir=studies, out=study_dir / "report-with-two-baselines")
+    board = pd.read_csv(page.parent / "leaderboard.csv").set_index("model")
+    assert board.loc["simple-dropout", "test_accuracy"] == pytest.approx(runs["simple-dropout"].value)
+    assert pd.isna(board.loc["simple-dropout", "val_accuracy"])  # an empty cell, not a made-up number
 
 
 def test_baseline_list_and_summary(capsys):
