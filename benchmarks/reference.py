@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -71,8 +72,9 @@ def seconds_per_epoch(preset: str, splits) -> float:
 
 
 def table(storage_dir: Path, minutes: float) -> list[str]:
-    rows = ["| preset | data | published | ours (test) | difference | epochs run / recipe | minutes | full recipe, estimated |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| preset | data | training images | published | ours (test) | difference | epochs run / recipe | minutes "
+            "| full recipe, estimated |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for dataset in ("folder", "fashion_mnist"):
         study = reference_study(storage_dir, dataset)
         if study is None:
@@ -88,11 +90,21 @@ def table(storage_dir: Path, minutes: float) -> list[str]:
             full = float(np.median(steady)) * recipe_epochs / 60 if ua["epochs_run"] < recipe_epochs else None
             rows.append(
                 f"| {preset} | {'CIFAR-10 (JPEG archive)' if dataset == 'folder' else 'Fashion-MNIST'} | "
-                f"{f'{pub:.1%}' if pub else '-'} | {ours:.1%} | "
+                f"{training_images(ua)} | {f'{pub:.1%}' if pub else '-'} | {ours:.1%} | "
                 f"{f'{(ours - pub) * 100:+.1f} pt' if pub else '-'} | {ua['epochs_run']} / {recipe_epochs}"
                 f"{' (early stop)' if PRESETS[preset].early_stopping_patience else ''} | {mins:.1f} | "
                 f"{f'{full:.0f} min' if full else '(ran in full)'} |")
     return rows
+
+
+def training_images(attrs: dict) -> str:
+    """How many images a run learned from, from its bundle's config.json ('?' where that is not found:
+    the bundle's path is relative to where the run was started)."""
+    try:
+        data = json.loads((Path(attrs["path"]) / "config.json").read_text())["data"]
+    except (OSError, KeyError, ValueError):
+        return "?"
+    return f"{data['retrain_train_images']:,}"
 
 
 def reference_study(studies: Path, dataset: str) -> optuna.Study | None:
