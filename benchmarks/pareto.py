@@ -47,7 +47,7 @@ from pathlib import Path
 
 import optuna
 
-from cifar_automl.pareto import hypervolume_2d
+from cifar_automl.pareto import fronts, hypervolume_2d
 from cifar_automl.search.strategies import SAMPLERS
 
 METHODS = ("nsga2", "tpe", "random", "tpe-limit")
@@ -178,7 +178,7 @@ def real_main(minutes: float, out: str, subset: int, epochs: int, seed: int) -> 
         states = [t.state.name for t in st.trials]
         points = [(t.values[0], t.user_attrs["params"]) for t in st.trials
                   if t.state == optuna.trial.TrialState.COMPLETE and t.values]
-        front = sum(not any(a2 >= a and c2 <= c and (a2, c2) != (a, c) for a2, c2 in points) for a, c in points)
+        front = len(fronts(points)[0]) if points else 0
         hit = reached(curves[name], target)
         c = curves[name]
         print(f"| {name} | {states.count('COMPLETE')} / {states.count('PRUNED')} | {front} | "
