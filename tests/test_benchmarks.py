@@ -106,3 +106,47 @@ def test_a_real_pareto_curve_counts_complete_trials_only_in_log_parameters():
     # 0.5 at 10^2 alone: 0.5 * (5 - 2); with 0.8 at 10^4: 0.5 * (4 - 2) + 0.8 * (5 - 4); 0.4 at 10^3 is dominated
     assert [m for m, _ in curve] == [1, 5, 7]  # the pruned trial adds no point
     assert [hv for _, hv in curve] == pytest.approx([1.5, 1.8, 1.8])
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("val", [[0.5, 0.6, 0.55, 0.58, 0.62, 0.61, 0.6, 0.59, 0.6, 0.61, 0.7],
+                                 [0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.9], [0.1, 0.2, 0.3]])
+def test_the_replayed_early_stopping_stops_where_keras_does(val):
+    """benchmarks/reference_gaps.py stopping: the epoch Keras' EarlyStopping stops after, and the one whose
+    weights it restores, replayed on a recorded validation curve."""
+    import keras
+
+    gaps = _load("reference_gaps")
+    import types
+
+    model = types.SimpleNamespace(stop_training=False)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=5)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    ran = len(val)
+    for epoch, v in enumerate(val):
+        stopper.on_epoch_end(epoch, {"val_accuracy": v})
+        if model.stop_training:
+            ran = epoch + 1
+            break
+    assert gaps.early_stop(val, patience=5) == (ran, stopper.best_epoch)
+
+
+def test_the_jpeg_round_trip_keeps_shapes_and_loses_detail():
+    import numpy as np
+
+    gaps = _load("reference_gaps")
+    rng = np.random.default_rng(0)
+    for shape in ((4, 28, 28, 1), (4, 32, 32, 3)):
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        coded = gaps.jpeg_roundtrip(x, 75)
+        assert coded.shape == x.shape and coded.dtype == np.uint8
+        assert 0 < np.abs(coded.astype(int) - x).mean() < 128  # noise is coded lossily, not dropped
+    smooth = np.broadcast_to(np.linspace(0, 255, 32, dtype=np.uint8)[None, None, :, None], (1, 32, 32, 3)).copy()
+    assert np.abs(gaps.jpeg_roundtrip(smooth, 75).astype(int) - smooth).mean() < 3  # a gradient survives
