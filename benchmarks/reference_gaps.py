@@ -1,6 +1,7 @@
 """Where the textbook presets' gaps to their published figures come from: three measurements.
 
     python benchmarks/reference_gaps.py stopping   # three-block-bn: where early stopping stops, per-epoch test accuracy
+    python benchmarks/reference_gaps.py stopping --batch-size 32   # the same at Keras' default batch size
     python benchmarks/reference_gaps.py slope      # simple-inception on 20,000 / 30,000 / 40,000 training images
     python benchmarks/reference_gaps.py jpeg       # fmnist-cnn on Fashion-MNIST as stored and through a JPEG encoder
 
@@ -8,7 +9,8 @@
 every epoch scores the validation slice (what early stopping watches) and, for this diagnosis only, the
 test split. It then replays the recipe's early-stopping rule (patience, best weights restored) on the
 validation curve: the test accuracy of the epoch it would restore, against the best and the last
-epochs'. `slope` trains a preset's full recipe on fewer training images (the same test split) to
+epochs'. `--batch-size` trains with another batch size than the recipe's (a write-up that calls
+`model.fit` without one trains at Keras' default, 32). `slope` trains a preset's full recipe on fewer training images (the same test split) to
 size what the write-ups' 50,000 images are worth against our 40,000. `jpeg` trains fmnist-cnn twice,
 on Debian's Fashion-MNIST as stored and with every image (train and test) passed through a JPEG
 encoder at the archive's quality, to size what the CIFAR-10 archive's compression costs a recipe.
@@ -76,12 +78,14 @@ def data_of(preset: str, archive: Path) -> Dataset:
     return load_dataset("folder", data_dir=str(archive))
 
 
-def train(preset: str, splits, *, epochs: int | None = None, validation: bool = False, test_each_epoch: bool = False,
-          seed: int = 0) -> dict:
-    """The preset's recipe (`epochs` of it) on the splits' final-training images, or on the training
-    images with the validation slice scored each epoch when `validation`; nothing stops it early."""
+def train(preset: str, splits, *, epochs: int | None = None, batch_size: int | None = None, validation: bool = False,
+          test_each_epoch: bool = False, seed: int = 0) -> dict:
+    """The preset's recipe (`epochs` of it, at `batch_size` if given) on the splits' final-training
+    images, or on the training images with the validation slice scored each epoch when `validation`;
+    nothing stops it early."""
     p = PRESETS[preset]
-    recipe = p.recipe if epochs is None else dataclasses.replace(p.recipe, epochs=epochs)
+    recipe = dataclasses.replace(p.recipe, epochs=epochs or p.recipe.epochs,
+                                 batch_size=batch_size or p.recipe.batch_size)
     x, y, val = splits.final_training(validation)
     keras.utils.set_random_seed(seed)
     model = build_preset(p, x.shape[1:], len(splits.class_names))
@@ -89,7 +93,8 @@ def train(preset: str, splits, *, epochs: int | None = None, validation: bool = 
     start = time.perf_counter()
     result = fit(model, x, y, recipe, validation=val, callbacks=[per_epoch] if per_epoch else [], seed=seed)
     minutes = (time.perf_counter() - start) / 60
-    out = {"preset": preset, "train_images": len(x), "epochs": result.epochs_run, "minutes": round(minutes, 2),
+    out = {"preset": preset, "train_images": len(x), "batch_size": recipe.batch_size, "epochs": result.epochs_run,
+           "minutes": round(minutes, 2),
            "test_accuracy": accuracy(model, splits.x_test, splits.y_test)}
     if validation:
         out["val_accuracy"] = [float(v) for v in result.history["val_accuracy"]]
@@ -106,14 +111,15 @@ def stopping(args) -> dict:
         raise SystemExit(f"error: {preset}'s recipe does not stop early")
     ds = data_of(preset, Path(args.archive))
     splits = make_splits(ds, val_fraction=PRESETS[preset].val_fraction, subset=None, seed=0, test_fraction=0.2)
-    r = train(preset, splits, epochs=args.epochs, validation=True, test_each_epoch=True)
+    r = train(preset, splits, epochs=args.epochs, batch_size=args.batch_size, validation=True, test_each_epoch=True)
     val, test = r["val_accuracy"], r["test_accuracy_per_epoch"]
     ran, restored = early_stop(val, patience)
     best = int(np.argmax(test))
     r.update(patience=patience, stops_after=ran, restores_epoch=restored + 1, test_at_restored=test[restored],
              best_test_epoch=best + 1, best_test=test[best], test_at_last=test[-1],
              val_spread_last_half=float(np.std(val[len(val) // 2:])))
-    print(f"{preset}, {r['train_images']:,} training images, {r['epochs']} epochs, nothing stopping it "
+    print(f"{preset}, {r['train_images']:,} training images, batch {r['batch_size']}, {r['epochs']} epochs, nothing "
+          "stopping it "
           f"({r['minutes']:.1f} min)")
     print("| epoch | val accuracy | test accuracy |\n|---:|---:|---:|")
     for i, (v, t) in enumerate(zip(val, test)):
@@ -184,6 +190,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="stopping: epochs trained (default: %(default)s)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 30_000, None],
                     help="slope: training images (default: 20000 30000 and all)")
+    ap.add_argument("--batch-size", type=int, help="stopping: train at this batch size (default: the recipe's)")
     ap.add_argument("--quality", type=int, default=JPEG_QUALITY, help="jpeg: encoder quality (default: %(default)s)")
     ap.add_argument("--archive", default=str(ARCHIVE), help="the CIFAR-10 JPEG archive")
     ap.add_argument("--out", default="studies/reference-gaps", help="where the JSON goes (default: %(default)s)")
@@ -191,7 +198,8 @@ def main() -> None:
     result = {"stopping": stopping, "slope": slope, "jpeg": jpeg}[args.experiment](args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.experiment}.json").write_text(json.dumps(result, indent=1, default=str))
+    name = args.experiment + (f"-batch{args.batch_size}" if args.experiment == "stopping" and args.batch_size else "")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":
