@@ -46,6 +46,7 @@ from .search import (
 )
 from .study import accuracy
 from .training import images_per_epoch, matching_tta, steps_per_epoch
+from .training.fit import RESIZE_MIN_EPOCHS
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
 AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
@@ -115,6 +116,10 @@ class RetrainChoice:
     reason: str
     steps: int | None = None  # the schedule's length in steps when its last epoch is cut short
     steps_per_epoch: int | None = None
+    # the seconds its training may take and its most epochs: the retrain re-sizes its schedule to the time
+    # left once its first epoch is timed (training.fit_within)
+    train_seconds: float | None = None
+    max_epochs: int | None = None
 
     @property
     def length(self) -> str:
@@ -231,6 +236,7 @@ def _fill(choice: RetrainChoice, trial: FrozenTrial, seconds: float, retrain_ima
           cap: int) -> RetrainChoice:
     """`choice` with its schedule sized in steps to `seconds` when whole epochs leave more than `slack`
     unused (and the trial's batch size is known)."""
+    choice = dataclasses.replace(choice, train_seconds=max(0.0, seconds), max_epochs=cap)
     batch = _batch_size(trial)
     if slack is None or batch is None or choice.epochs >= cap:
         return choice
@@ -376,11 +382,17 @@ def run_auto(
         raise UserError(f"{out} already exists (the search is saved): pass --overwrite{again}")
     tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
     say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.length} "
+        f"{'(re-sized to the time left once its first epoch is timed) ' if choice.epochs >= RESIZE_MIN_EPOCHS else ''}"
         f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
         f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
-    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, steps=choice.steps, tta=tta)
-    outcome.choice = choice
+    rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, steps=choice.steps, tta=tta,
+                             time_limit=choice.train_seconds, max_epochs=choice.max_epochs)
     outcome.result = retrain_trial(study, trial, splits, ss, rs)
+    trained = outcome.result.metrics  # the length trained: the schedule was re-sized to the time left
+    per_epoch = steps_per_epoch(len(splits.x_train) + len(splits.x_val), _batch_size(trial) or 1)
+    outcome.choice = dataclasses.replace(
+        choice, epochs=trained["epochs"], steps_per_epoch=per_epoch,
+        steps=None if trained["schedule_steps"] == trained["epochs"] * per_epoch else trained["schedule_steps"])
     outcome.report = write_report(study.study_name, storage=settings.storage, studies_dir=settings.studies_dir)
     outcome.seconds = time.time() - start
     return outcome

@@ -212,7 +212,7 @@ class Auto(Command):
         if outcome.result is None:
             return codes[0]
         m, choice = outcome.result.metrics, outcome.choice
-        print(f"trial {choice.trial}: test accuracy {m['accuracy']:.4f} after {choice.epochs} epochs; "
+        print(f"trial {choice.trial}: test accuracy {m['accuracy']:.4f} after {choice.length}; "
               f"{outcome.seconds / 60:.1f} of {outcome.plan.total / 60:.0f} min used -> {outcome.result.out_dir}")
         print(f"report: {outcome.report}")
         return 0

@@ -96,6 +96,7 @@ def test_a_retrain_fills_the_time_left_in_steps_when_whole_epochs_would_leave_to
     assert (c.epochs, c.steps, c.steps_per_epoch) == (10, 909, 100)  # 9.09 epochs: the tenth cut at step 909
     assert c.steps / c.steps_per_epoch * c.epoch_seconds == pytest.approx(1000, abs=1.1)  # one step at most
     assert "9.09 epochs (909 steps)" == c.length
+    assert (c.train_seconds, c.max_epochs) == (1000, 45)  # what the retrain re-sizes its schedule within
     roomy = choose_retrain(trials, seconds=1000, retrain_images=10_000, search_train_images=1_000, slack=20)
     assert (roomy.epochs, roomy.steps) == (9, None)  # 10 s unused is within 20
     part = choose_retrain(trials, seconds=55, retrain_images=10_000, search_train_images=1_000, slack=1)
@@ -188,6 +189,8 @@ def test_auto_with_no_search_share_retrains_the_defaults_after_two_epochs_of_the
     assert len(study.trials) == 1 and study.trials[0].user_attrs["epochs_run"] == 2
     retrained = json.loads((studies / "tinydefaults" / "retrain" / "0" / "metrics.json").read_text())
     assert retrained["epochs"] > 2  # capped at 15 x the epochs asked for
+    trained = json.loads((studies / "tinydefaults" / "retrain" / "0" / "config.json").read_text())["config"]["train"]
+    assert trained["epochs"] == retrained["epochs"]  # the saved config is the schedule trained, re-sized or not
     _one_error_line(capsys, _auto(Path(__file__).parent.parent / "search_spaces" / "tiny.yaml", image_tree,
                                   tmp_path / "other", "--budget", "30s", "--search-share", "0"), "has none")
 

@@ -33,6 +33,8 @@ from ..training import (
     FitResult,
     evaluate_model,
     fit,
+    fit_within,
+    steps_per_epoch,
 )
 from .bundle import (
     RETRAIN_ATTR,
@@ -62,6 +64,10 @@ class RetrainSettings:
     epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
     # the schedule's length in steps, its last epoch cut short there (auto sizes a retrain to the time left)
     steps: int | None = option(None, "", cli=False)
+    # seconds the training may take: the schedule is re-sized after its first epoch to end within them
+    # (training.fit_within), to at most max_epochs epochs (auto sizes a retrain to its budget)
+    time_limit: float | None = option(None, "", cli=False)
+    max_epochs: int | None = option(None, "", cli=False)
     seed: int = option(0, "(default: %(default)s)")
     early_stopping: bool = option(
         False, "keep --val-fraction aside, stop when val accuracy stalls, restore the best weights")
@@ -173,6 +179,7 @@ def retrain_trial(
         patience=settings.patience if settings.early_stopping else None,
         progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
         tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": accuracy(trial)},
+        time_limit=settings.time_limit, max_epochs=settings.max_epochs,
     )
     summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params",
                                        "backend", "device")}
@@ -199,10 +206,13 @@ def train_test_save(
     seed: int,
     tta: str = "none",
     extra: dict[str, Any] | None = None,
+    time_limit: float | None = None,
+    max_epochs: int | None = None,
 ) -> tuple[FitResult, Evaluation, dict[str, Any]]:
     """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
     artifacts in `out` (replacing an earlier bundle there only once the new one is complete). Shared
-    by retraining and baselines."""
+    by retraining and baselines. With `time_limit` (seconds), the schedule is re-sized after its first
+    epoch to end training within it (at most `max_epochs` epochs); the saved config is the one trained."""
     callbacks: list[keras.callbacks.Callback] = []
     if patience is not None and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -211,7 +221,15 @@ def train_test_save(
     if progress:
         callbacks.append(EpochProgress(train_cfg.epochs, desc=desc))
     start = time.perf_counter()
-    result = fit(model, x_train, y_train, train_cfg, validation=validation, callbacks=callbacks, seed=seed)
+    steps = steps_per_epoch(len(x_train), train_cfg.batch_size)
+    if time_limit is None:
+        result = fit(model, x_train, y_train, train_cfg, validation=validation, callbacks=callbacks, seed=seed)
+    else:
+        result, train_cfg = fit_within(model, x_train, y_train, train_cfg, time_limit, validation=validation,
+                                       callbacks=callbacks, seed=seed,
+                                       max_steps=None if max_epochs is None else max_epochs * steps)
+        if "config" in info:
+            info["config"]["train"].update(epochs=train_cfg.epochs, steps=train_cfg.steps)
     train_seconds = time.perf_counter() - start
     if result.nan_epoch is not None:
         raise StudyError(f"{desc} diverged (loss NaN at epoch {result.nan_epoch + 1})")
@@ -220,6 +238,7 @@ def train_test_save(
         **evaluation.metrics,
         **(extra or {}),
         "epochs": result.epochs_run,
+        "schedule_steps": train_cfg.total_steps(steps),
         "train_images": int(len(x_train)),
         "train_minutes": train_seconds / 60,
         "params": int(model.count_params()),

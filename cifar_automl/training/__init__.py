@@ -12,14 +12,14 @@ from .evaluate import (
     measure_latency,
     predict_probs,
 )
-from .fit import EVAL_BATCH_SIZE, compile_model, evaluate, fit
+from .fit import EVAL_BATCH_SIZE, compile_model, evaluate, fit, fit_within
 from .optimizers import OPTIMIZERS, SCHEDULES, make_optimizer
 from .pipeline import make_dataset
 from .plan import images_per_epoch, steps_per_epoch
 
 __all__ = [
     "AUGMENTATIONS", "EVAL_BATCH_SIZE", "OPTIMIZERS", "SCHEDULES", "TTA_MODES", "Augmentation", "EpochProgress",
-    "EpochRecorder", "Evaluation", "FitResult", "Lookahead", "compile_model", "evaluate", "evaluate_model", "fit",
+    "EpochRecorder", "Evaluation", "FitResult", "Lookahead", "compile_model", "evaluate", "evaluate_model", "fit", "fit_within",
     "get_augmentation", "images_per_epoch", "make_dataset", "make_optimizer", "matching_tta", "measure_latency",
     "predict_probs",
     "steps_per_epoch",

@@ -86,12 +86,36 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StepTimer(keras.callbacks.Callback):
+    """The wall time of training steps: `step_seconds()` is the median of the last epoch's steps after
+    its first two (which also trace and warm up the graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.times = [time.perf_counter()]
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.times.append(time.perf_counter())
+
+    def step_seconds(self) -> float | None:
+        steps = np.diff(self.times)[2:]
+        return float(np.median(steps)) if steps.size else None
+
+
 class EpochProgress(keras.callbacks.Callback):
     """A progress bar over epochs (ETA included) showing the latest metrics."""
 
     def __init__(self, epochs: int, desc: str = "train") -> None:
         super().__init__()
         self.bar = tqdm(total=epochs, desc=desc, unit="epoch", dynamic_ncols=True)
+
+    def resize(self, epochs: int) -> None:
+        """The run's length changed (`fit_within`)."""
+        self.bar.total = epochs
+        self.bar.refresh()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

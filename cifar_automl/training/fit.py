@@ -9,7 +9,9 @@ exception.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from typing import Sequence
 
 import keras
@@ -18,17 +20,25 @@ import numpy as np
 from ..config import TrainConfig
 from .callbacks import (
     BatchNormRecalibration,
+    EpochProgress,
     EpochRecorder,
     FitResult,
     Lookahead,
+    StepTimer,
     StopAtStep,
 )
-from .optimizers import make_optimizer
+from .optimizers import make_optimizer, make_schedule
 from .pipeline import make_dataset
 from .plan import images_per_epoch, steps_per_epoch
 
 EVAL_BATCH_SIZE = 512  # evaluation holds no gradients, so larger batches are cheap and faster
 BN_RECALIBRATION_IMAGES = 2048  # images that re-estimate batch-norm statistics after weight averaging
+# fit_within: the steps after the first epoch are planned at the measured seconds per step x this (the
+# measured step times of one machine vary by a few percent from epoch to epoch)
+STEP_MARGIN = 1.03
+# fit_within re-sizes schedules of at least this many epochs: in a shorter one the first epoch, trained on
+# the first estimate's schedule, is too large a share (lookahead starts at 30% of the steps)
+RESIZE_MIN_EPOCHS = 4
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) -> None:
@@ -53,6 +63,7 @@ def fit(
     initial_epoch: int = 0,
     stop_epoch: int | None = None,
     feed: str | None = None,
+    recompile: bool = True,
 ) -> FitResult:
     """Compile and train `model` as `cfg` says; returns the per-epoch record.
 
@@ -63,11 +74,17 @@ def fit(
     Hyperband resumes a promoted model this way). `feed` picks the input feed (`pipeline.FEEDS`;
     default: the backend's faster one). Exceptions raised by callbacks (such as a pruning
     callback) propagate; pass your own `recorder` to keep the epochs recorded before them.
+    `recompile=False` goes on with the model's optimizer (its moments and step count) and gives it `cfg`'s
+    schedule: a run resumed at `initial_epoch` with its schedule re-sized (`fit_within`).
     """
     num_classes = int(model.output.shape[-1])
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
     total = cfg.total_steps(steps)
-    compile_model(model, cfg, steps)
+    if recompile:
+        compile_model(model, cfg, steps)
+    else:
+        model.optimizer.learning_rate = make_schedule(cfg, steps)
+        model.make_train_function(force=True)  # the compiled step holds the old schedule
     if initial_epoch:
         model.optimizer.iterations.assign(initial_epoch * steps)
     train_ds = make_dataset(
@@ -96,6 +113,60 @@ def fit(
         verbose=verbose,
     )
     return recorder.result
+
+
+def fit_within(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    cfg: TrainConfig,
+    seconds: float,
+    *,
+    max_steps: int | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    seed: int = 0,
+    verbose: int | str = 0,
+    feed: str | None = None,
+) -> tuple[FitResult, TrainConfig]:
+    """`fit`, with the schedule sized to end training within `seconds` of the call.
+
+    `cfg`'s length is a first estimate (from other runs' epoch times): its first epoch trains on it,
+    timing every step. The rest of the schedule is then re-sized to the time left at the measured seconds
+    per step (x STEP_MARGIN), plus what the first epoch spent outside its steady steps (tracing the
+    graph, which the re-sized schedule pays again) and on validation, and training goes on with the same
+    optimizer: the learning rate follows the new schedule from the step reached, so the warm-up and the
+    decay still span the whole run. At most `max_steps` steps; the last epoch is cut short when whole
+    epochs would not fill the time. Returns the record of all epochs and the config trained (its
+    `epochs` and `steps`). Schedules shorter than RESIZE_MIN_EPOCHS epochs train as `cfg` says.
+    """
+    steps = steps_per_epoch(len(x_train), cfg.batch_size)
+    total = cfg.total_steps(steps)
+    options = dict(validation=validation, seed=seed, verbose=verbose, feed=feed)
+    if total < RESIZE_MIN_EPOCHS * steps:
+        return fit(model, x_train, y_train, cfg, callbacks=callbacks, **options), cfg
+    start = time.perf_counter()
+    timer = StepTimer()
+    recorder = EpochRecorder(images_per_epoch(len(x_train), cfg.batch_size))
+    fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, stop_epoch=1, **options)
+    first = recorder.result
+    if first.nan_epoch is not None or model.stop_training or not first.epoch_seconds:
+        return first, dataclasses.replace(cfg, epochs=first.epochs_run, steps=None)
+    step = timer.step_seconds() or first.train_seconds[0] / steps
+    outside = max(0.0, first.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
+    per_epoch = steps * step * STEP_MARGIN + (first.epoch_seconds[0] - first.train_seconds[0])  # + validation
+    left = seconds - (time.perf_counter() - start) - outside
+    resized = steps + max(1, math.floor(left / per_epoch * steps))
+    if max_steps is not None:
+        resized = max(steps + 1, min(resized, max_steps))
+    epochs = math.ceil(resized / steps)
+    cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
+    for callback in callbacks:
+        if isinstance(callback, EpochProgress):
+            callback.resize(epochs)
+    fit(model, x_train, y_train, cfg, callbacks=callbacks, recorder=recorder, initial_epoch=1, recompile=False,
+        **options)
+    return recorder.result, cfg
 
 
 def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -80,14 +80,20 @@ def rmsprop(lr: Any, cfg: TrainConfig, ema: dict[str, Any]) -> keras.optimizers.
     return keras.optimizers.RMSprop(lr, weight_decay=cfg.weight_decay or None, **ema)
 
 
+def make_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Any:
+    """The learning rate (a Keras schedule, or a constant) over `cfg.epochs` epochs of `steps_per_epoch`
+    (or `cfg.steps` steps)."""
+    if cfg.lr_schedule not in SCHEDULES:
+        raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
+    return SCHEDULES[cfg.lr_schedule](cfg, cfg.total_steps(steps_per_epoch))
+
+
 def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its learning-rate schedule over `cfg.epochs` epochs of `steps_per_epoch` (or
     `cfg.steps` steps, when the last epoch is cut short)."""
-    if cfg.lr_schedule not in SCHEDULES:
-        raise ValueError(f"unknown lr_schedule '{cfg.lr_schedule}'")
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
-    lr = SCHEDULES[cfg.lr_schedule](cfg, cfg.total_steps(steps_per_epoch))
+    lr = make_schedule(cfg, steps_per_epoch)
     # weight averaging: Keras' own EMA of the weights, copied into the model after every epoch (so each
     # epoch's validation scores the averaged weights, as the final model will be); fit() then re-estimates
     # the batch-norm statistics for them (callbacks.BatchNormRecalibration)

@@ -1,4 +1,6 @@
+import dataclasses
 import math
+import time
 
 import keras
 import numpy as np
@@ -12,6 +14,7 @@ from cifar_automl.training import (
     Lookahead,
     evaluate,
     fit,
+    fit_within,
     make_optimizer,
 )
 from cifar_automl.training.callbacks import recalibrate_batch_norm
@@ -186,3 +189,56 @@ def test_recalibration_averages_batch_statistics():
     bn = model.layers[0]
     np.testing.assert_allclose(bn.moving_mean.numpy(), [3.0, 4.0])
     np.testing.assert_allclose(bn.moving_variance.numpy(), [1.0, 1.0])  # each batch's variance is 1
+
+
+def _plain(s):
+    return build_model(ArchConfig(block="plain", stages=1, base_filters=8), s.x_train.shape[1:], 3)
+
+
+def test_resuming_without_recompiling_trains_on_the_new_schedule_with_the_same_optimizer():
+    s = synthetic_splits()
+    model = _plain(s)
+    still = TrainConfig(optimizer="sgd", learning_rate=0.0, momentum=0.0, batch_size=16, epochs=2,
+                        lr_schedule="cosine", augment="none")
+    fit(model, s.x_train, s.y_train, still, stop_epoch=1)
+    optimizer, before = model.optimizer, [w.copy() for w in model.get_weights()]
+    moving = dataclasses.replace(still, learning_rate=0.1)
+    fit(model, s.x_train, s.y_train, moving, initial_epoch=1, recompile=False)
+    assert model.optimizer is optimizer  # the same optimizer went on
+    assert int(optimizer.iterations) == 2 * (len(s.x_train) // 16)
+    # the compiled step was traced again: a step holding the old schedule (rate 0) would not move them
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("seconds, max_epochs, expected", [
+    (1e6, 7, "cap"),  # time for far more: the cap
+    (0.0, None, "one step"),  # no time left after the first epoch: one more step ends the schedule
+])
+def test_fit_within_re_sizes_the_schedule_after_its_first_epoch(seconds, max_epochs, expected):
+    s = synthetic_splits()
+    steps = len(s.x_train) // 16
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, lr_schedule="onecycle",
+                      augment="none")
+    model = _plain(s)
+    cap = None if max_epochs is None else max_epochs * steps + 3
+    result, trained = fit_within(model, s.x_train, s.y_train, cfg, seconds, max_steps=cap)
+    total = cap if expected == "cap" else steps + 1
+    assert int(model.optimizer.iterations) == total
+    assert trained.total_steps(steps) == total and trained.epochs == math.ceil(total / steps)
+    assert result.epochs_run == trained.epochs  # one record over both phases
+    assert trained.steps == total  # the last epoch cut short
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2 * cfg.final_lr_fraction, rel=0.05)
+
+
+def test_fit_within_fills_the_time_it_is_given():
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, augment="none")
+    fit(_plain(s), s.x_train, s.y_train, cfg)  # warm the machine up
+    timed = fit(_plain(s), s.x_train, s.y_train, dataclasses.replace(cfg, epochs=3)).epoch_seconds
+    # ~40 steady epochs' worth, and the first epoch's tracing twice: the schedule of 4 grows about tenfold
+    seconds = 2 * timed[0] + 40 * float(np.median(timed[1:]))
+    start = time.perf_counter()
+    _, trained = fit_within(_plain(s), s.x_train, s.y_train, cfg, seconds)
+    took = time.perf_counter() - start
+    assert trained.epochs >= 20
+    assert took <= seconds * 1.3  # generous: other work on the machine slows steps down
