@@ -111,6 +111,7 @@ class EpochProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, desc: str = "train") -> None:
         super().__init__()
         self.bar = tqdm(total=epochs, desc=desc, unit="epoch", dynamic_ncols=True)
+        self.keep_open = False  # fit_within trains in two calls of fit: the bar stays open after the first
 
     def resize(self, epochs: int) -> None:
         """The run's length changed (`fit_within`)."""
@@ -124,7 +125,8 @@ class EpochProgress(keras.callbacks.Callback):
         self.bar.update(1)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self.bar.close()
+        if not self.keep_open:
+            self.bar.close()
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):

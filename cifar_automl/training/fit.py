@@ -115,6 +115,11 @@ def fit(
     return recorder.result
 
 
+def resizable(cfg: TrainConfig, steps_per_epoch: int) -> bool:
+    """Whether `fit_within` re-sizes this schedule (one of RESIZE_MIN_EPOCHS epochs or more)."""
+    return cfg.total_steps(steps_per_epoch) >= RESIZE_MIN_EPOCHS * steps_per_epoch
+
+
 def fit_within(
     model: keras.Model,
     x_train: np.ndarray,
@@ -141,16 +146,24 @@ def fit_within(
     `epochs` and `steps`). Schedules shorter than RESIZE_MIN_EPOCHS epochs train as `cfg` says.
     """
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
-    total = cfg.total_steps(steps)
     options = dict(validation=validation, seed=seed, verbose=verbose, feed=feed)
-    if total < RESIZE_MIN_EPOCHS * steps:
+    if not resizable(cfg, steps):
         return fit(model, x_train, y_train, cfg, callbacks=callbacks, **options), cfg
     start = time.perf_counter()
     timer = StepTimer()
     recorder = EpochRecorder(images_per_epoch(len(x_train), cfg.batch_size))
-    fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, stop_epoch=1, **options)
+    bars = [callback for callback in callbacks if isinstance(callback, EpochProgress)]
+    for bar in bars:
+        bar.keep_open = True
+    try:
+        fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, stop_epoch=1, **options)
+    finally:
+        for bar in bars:
+            bar.keep_open = False
     first = recorder.result
     if first.nan_epoch is not None or model.stop_training or not first.epoch_seconds:
+        for bar in bars:
+            bar.on_train_end()
         return first, dataclasses.replace(cfg, epochs=first.epochs_run, steps=None)
     step = timer.step_seconds() or first.train_seconds[0] / steps
     outside = max(0.0, first.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
@@ -161,9 +174,8 @@ def fit_within(
         resized = max(steps + 1, min(resized, max_steps))
     epochs = math.ceil(resized / steps)
     cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
-    for callback in callbacks:
-        if isinstance(callback, EpochProgress):
-            callback.resize(epochs)
+    for bar in bars:
+        bar.resize(epochs)
     fit(model, x_train, y_train, cfg, callbacks=callbacks, recorder=recorder, initial_epoch=1, recompile=False,
         **options)
     return recorder.result, cfg

@@ -10,6 +10,7 @@ import tensorflow as tf
 from cifar_automl.config import ArchConfig, TrainConfig
 from cifar_automl.models import build_model
 from cifar_automl.training import (
+    EpochProgress,
     EpochRecorder,
     Lookahead,
     evaluate,
@@ -221,7 +222,9 @@ def test_fit_within_re_sizes_the_schedule_after_its_first_epoch(seconds, max_epo
                       augment="none")
     model = _plain(s)
     cap = None if max_epochs is None else max_epochs * steps + 3
-    result, trained = fit_within(model, s.x_train, s.y_train, cfg, seconds, max_steps=cap)
+    bar = EpochProgress(cfg.epochs)
+    result, trained = fit_within(model, s.x_train, s.y_train, cfg, seconds, max_steps=cap, callbacks=[bar])
+    assert bar.bar.n == bar.bar.total == trained.epochs  # one bar over both calls of fit, re-sized
     total = cap if expected == "cap" else steps + 1
     assert int(model.optimizer.iterations) == total
     assert trained.total_steps(steps) == total and trained.epochs == math.ceil(total / steps)
