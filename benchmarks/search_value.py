@@ -115,7 +115,8 @@ def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdi
                              reason="KerasTuner's best")
     tta = matching_tta(cfg.train.augment)
     result = retrain_trial(study, trial, everything, ss, dataclasses.replace(
-        rs, trial=0, epochs=choice.epochs, steps=choice.steps, tta=tta))
+        rs, trial=0, epochs=choice.epochs, steps=choice.steps, tta=tta,
+        time_limit=choice.train_seconds, max_epochs=choice.max_epochs))  # re-sized after epoch 1, as `auto` does
     return {"accuracy": result.metrics["accuracy"], "minutes": (time.time() - start) / 60,
             "note": f"{len(tuner.oracle.trials)} KerasTuner trials; best val {best.score:.4f}, retrained for {choice.length}"}
 
