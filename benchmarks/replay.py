@@ -106,11 +106,13 @@ def record_study(settings, prepared, points: list[dict[str, Any]], grid: dict[st
     import optuna
 
     from cifar_automl.search import run_search
-    from cifar_automl.study import default_storage_url, open_storage
+    from cifar_automl.study import RECORDING, default_storage_url, open_storage
 
     run_search(settings, prepared=prepared)  # creates the study (its first trial: one random grid point)
     storage_url = default_storage_url(settings.studies_dir, settings.study_name)
     study = optuna.load_study(study_name=settings.study_name, storage=open_storage(storage_url))
+    # marks it for the report, which then draws random search over the grid (its exact expectation)
+    study.set_user_attr(RECORDING, {"grid": grid, "epochs": settings.epochs, "points": len(points)})
     have = {_key(t.params, grid) for t in study.get_trials(deepcopy=False)
             if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING,
                            optuna.trial.TrialState.RUNNING)

@@ -32,6 +32,9 @@ INTERRUPTED = "interrupted"  # fail_reason of a trial cut short by Ctrl-C or SIG
 # fail_reason of a queued trial that repeats one queued before it (two commands queued the same
 # configuration at once): it is failed before it samples anything, and reports leave it out
 DUPLICATE = "duplicate: the same configuration was queued by another command"
+# study attribute of a replay recording (benchmarks/replay.py --record): every configuration of a grid,
+# trained to the end in a random order, so the report can draw what random search would have found
+RECORDING = "replay_recording"
 IDENTITY_FLAGS = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs", "seed": "--seed",
                   "data_fingerprint": "--dataset/--data-dir/--subset/--val-fraction"}
 

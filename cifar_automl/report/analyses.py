@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from scipy.special import gammaln
 
-from ..study import curve
+from ..study import RECORDING, curve
 from . import format as fmt
 from .tables import finished
 
@@ -102,6 +103,44 @@ def search_value(frame: pd.DataFrame, shares: tuple[float, ...] = SHARES) -> pd.
                      "trials": int(upto.sum()), "best_val_accuracy": value,
                      "vs_reference_points": 100 * (value - float(row["val_accuracy"])), "best_trial": at})
     return pd.DataFrame(rows)
+
+
+def random_search_curve(study: optuna.Study, frame: pd.DataFrame, max_rows: int = 12) -> pd.DataFrame:
+    """For a replay recording (every configuration of a grid trained to the end, `study.RECORDING`):
+    what random search over that grid finds after k trials, exactly, over every order it could draw
+    them in (k draws without replacement). Per k: the compute (k trials of the recording's mean
+    training time), the expected best validation accuracy, its 10th and 90th percentiles, and the
+    recording's own best after its first k trials (one such random order). A configuration that failed
+    counts as a draw that found nothing (accuracy 0). Empty for any other study."""
+    if not study.user_attrs.get(RECORDING) or frame.empty:
+        return pd.DataFrame()
+    drawn = frame[frame["state"].isin(["complete", "fail"])].sort_values("number")
+    n = len(drawn)
+    if n < 2:
+        return pd.DataFrame()
+    scores = drawn["val_accuracy"].where(drawn["state"] == "complete").astype(float).fillna(0.0).to_numpy()
+    ordered = np.sort(scores)  # ascending: ordered[i - 1] is the i-th smallest
+    hours = float(drawn["minutes"].mean()) / 60
+    own = np.maximum.accumulate(scores)
+    ks = range(1, n + 1) if n <= max_rows else sorted({int(round(k)) for k in np.geomspace(1, n, max_rows)})
+    i = np.arange(1, n + 1)
+    rows = []
+    for k in ks:
+        # P(best of k <= the i-th smallest) = C(i, k) / C(n, k): the k draws all among the i smallest
+        at_most = np.exp(_log_comb(i, k) - _log_comb(n, k))
+        at_most[i < k] = 0.0
+        p = np.diff(at_most, prepend=0.0)
+        rows.append({"trials": k, "trial_hours": k * hours, "expected_best_val_accuracy": float(p @ ordered),
+                     "p10_val_accuracy": float(ordered[np.searchsorted(at_most, 0.1 - 1e-12)]),
+                     "p90_val_accuracy": float(ordered[np.searchsorted(at_most, 0.9 - 1e-12)]),
+                     "recording_val_accuracy": float(own[k - 1])})
+    return pd.DataFrame(rows)
+
+
+def _log_comb(n: np.ndarray | int, k: int) -> np.ndarray:
+    """log C(n, k), elementwise (n < k gives nonsense: the caller masks it)."""
+    n = np.asarray(n, dtype=float)
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(np.maximum(n - k, 0) + 1)
 
 
 def fidelity_ranking(study: optuna.Study, frame: pd.DataFrame, max_rows: int = 10) -> pd.DataFrame:

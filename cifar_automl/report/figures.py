@@ -107,6 +107,25 @@ def fig_search_value(curve: pd.DataFrame, value: pd.DataFrame):
     return fig
 
 
+def fig_random_search(table: pd.DataFrame):
+    """Random search over a recorded grid: its expected best so far with the 10th-90th percentile band,
+    and the recording's own order (one random search)."""
+    x = table["trial_hours"]
+    fig = go.Figure([
+        go.Scatter(x=x, y=table["p90_val_accuracy"], mode="lines", line=dict(width=0), showlegend=False,
+                   hoverinfo="skip"),
+        go.Scatter(x=x, y=table["p10_val_accuracy"], mode="lines", line=dict(width=0), fill="tonexty",
+                   fillcolor="rgba(128,128,128,0.25)", name="10th-90th percentile"),
+        go.Scatter(x=x, y=table["expected_best_val_accuracy"], mode="lines+markers", text=table["trials"],
+                   name="random search, expected best"),
+        go.Scatter(x=x, y=table["recording_val_accuracy"], mode="lines", line=dict(shape="hv", dash="dot"),
+                   name="this recording's order"),
+    ])
+    fig.update_layout(title="Random search over the recorded grid", xaxis_title="trial hours (compute spent)",
+                      yaxis_title="best val accuracy")
+    return fig
+
+
 def fig_learning_curves(curves: pd.DataFrame):
     if curves.empty:
         return None

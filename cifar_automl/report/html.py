@@ -76,6 +76,7 @@ def report_data(study: optuna.Study, others: list[optuna.Study], studies_dir: st
         "best_curves": analyses.best_curve_per_block(study, frame),
         "search_value": analyses.search_value(frame),
         "fidelity_ranking": analyses.fidelity_ranking(study, frame),
+        "random_search": analyses.random_search_curve(study, frame),
         "pareto_params": tables.pareto_front(frame, "params"),
         "pareto_epoch_time": tables.pareto_front(frame, "epoch_seconds"),
         "front": analyses.front_table(study, retrain_summaries(study), front_exports(study)),

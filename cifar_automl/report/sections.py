@@ -60,7 +60,8 @@ def build_sections(d: ReportData) -> list[Section]:
                  F.figure(lambda: F.fig_search_value(tables.best_so_far(frame, by=None, scored=("complete",)),
                                                     t["search_value"]),
                           need=done, n=1),
-                 table_html(t["fidelity_ranking"])]),
+                 table_html(t["fidelity_ranking"]),
+                 *random_search_parts(t["random_search"])]),
         Section("Block types compared",
                 "Does inception or residual beat plain? Best and median validation accuracy per block type, "
                 "the best retrained trial's test accuracy, the textbook models beside them, and the best-so-far "
@@ -100,6 +101,19 @@ def build_sections(d: ReportData) -> list[Section]:
         retrained_section(d.retrained),
     ]
     return sections
+
+
+def random_search_parts(table: pd.DataFrame) -> list[str]:
+    """A replay recording (every configuration of a grid trained to the end): what random search over
+    the grid finds after k trials, the yardstick every search method on that grid is measured against."""
+    if table.empty:
+        return []
+    return ["<h3>Random search over this recording</h3>",
+            note("This study recorded every configuration of a grid, trained to the end in a random order. "
+                 "What random search over the grid finds after k trials, over every order it could draw them "
+                 "in: the expected best validation accuracy, its 10th and 90th percentiles, and this "
+                 "recording's own order; compute is k trials of the recording's mean training time."),
+            table_html(table), F.figure(lambda: F.fig_random_search(table))]
 
 
 def front_parts(front: pd.DataFrame) -> list[str]:

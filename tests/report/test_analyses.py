@@ -94,6 +94,31 @@ def test_fidelity_ranking_correlates_each_epochs_score_with_the_final_one(tmp_pa
     assert list(table.index) == [1, 2] and table.loc[1, "trials"] == 4
 
 
+def test_random_search_over_a_recording_is_exact_over_every_order():
+    import itertools
+
+    import optuna
+
+    from cifar_automl.study import RECORDING
+
+    scores = [0.5, 0.8, None, 0.6, 0.7, 0.9, 0.4]  # in recording order; trial 2 failed
+    frame = _frame([(n, "fail" if v is None else "complete", v, 3.0, 9, None) for n, v in enumerate(scores)])
+    study = optuna.create_study(direction="maximize")
+    assert analyses.random_search_curve(study, frame).empty  # not a recording: nothing to draw
+    study.set_user_attr(RECORDING, {"points": 7})
+    table = analyses.random_search_curve(study, frame, max_rows=7).set_index("trials")
+    assert list(table.index) == list(range(1, 8))
+    values = [0.0 if v is None else v for v in scores]  # a failed draw found nothing
+    for k in range(1, 8):  # brute force: the best of every k-subset, equally likely
+        bests = sorted(max(c) for c in itertools.combinations(values, k))
+        assert table.loc[k, "expected_best_val_accuracy"] == pytest.approx(np.mean(bests))
+        assert table.loc[k, "p10_val_accuracy"] == pytest.approx(bests[int(np.ceil(0.1 * len(bests))) - 1])
+        assert table.loc[k, "p90_val_accuracy"] == pytest.approx(bests[int(np.ceil(0.9 * len(bests))) - 1])
+        assert table.loc[k, "trial_hours"] == pytest.approx(k * 3.0 / 60)
+    assert list(table["recording_val_accuracy"]) == [0.5, 0.8, 0.8, 0.8, 0.8, 0.9, 0.9]
+    assert table.loc[7, "expected_best_val_accuracy"] == pytest.approx(0.9)
+
+
 def test_the_headline_compares_the_winner_with_the_best_baseline():
     baselines = pd.DataFrame([{"baseline": "vgg-bn-aug", "test_accuracy": 0.85, "params": 2_000_000, "minutes": 45.0},
                               {"baseline": "net1", "test_accuracy": 0.7, "params": 100_000, "minutes": 3.0}])

@@ -71,6 +71,22 @@ def test_report_renders_edge_cases(tmp_path, kind):
         assert len(pd.read_csv(page.parent / "trials.csv")) == n
 
 
+def test_a_replay_recording_shows_random_search_over_its_grid(tmp_path):
+    from cifar_automl.study import RECORDING
+
+    study, studies = _study(tmp_path, n_trials=12, states=("complete", "complete", "fail"))
+    plain = write_report("synthetic", studies_dir=studies, out=tmp_path / "plain")
+    assert "Random search over this recording" not in plain.read_text()
+    study.set_user_attr(RECORDING, {"points": 12})
+    page = write_report("synthetic", studies_dir=studies, out=tmp_path / "recording")
+    assert "Random search over this recording" in page.read_text()
+    curve = pd.read_csv(page.parent / "random_search.csv")
+    done = [t.user_attrs["val_accuracy"] for t in study.trials if t.state.name == "COMPLETE"]
+    assert curve["trials"].iloc[-1] == 12  # every recorded trial drawn: the grid's best, surely
+    assert curve["expected_best_val_accuracy"].iloc[-1] == pytest.approx(max(done))
+    assert curve["expected_best_val_accuracy"].is_monotonic_increasing
+
+
 def test_report_with_a_retrained_model(study_dir, retrained, capsys):
     studies = study_dir / "studies"
     assert main(["report", "--study-name", "tiny", "--studies-dir", str(studies)]) == 0
