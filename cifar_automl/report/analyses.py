@@ -111,10 +111,13 @@ def random_search_curve(study: optuna.Study, frame: pd.DataFrame, max_rows: int 
     them in (k draws without replacement). Per k: the compute (k trials of the recording's mean
     training time), the expected best validation accuracy, its 10th and 90th percentiles, and the
     recording's own best after its first k trials (one such random order). A configuration that failed
-    counts as a draw that found nothing (accuracy 0). Empty for any other study."""
+    counts as a draw that found nothing (accuracy 0); one trained twice (a resumed recording re-runs
+    what was interrupted) counts once, by its last run. Empty for any other study."""
     if not study.user_attrs.get(RECORDING) or frame.empty:
         return pd.DataFrame()
     drawn = frame[frame["state"].isin(["complete", "fail"])].sort_values("number")
+    config = {t.number: tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+    drawn = drawn[~drawn["number"].map(config).duplicated(keep="last")]
     n = len(drawn)
     if n < 2:
         return pd.DataFrame()

@@ -98,12 +98,20 @@ def test_random_search_over_a_recording_is_exact_over_every_order():
     import itertools
 
     import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
 
     from cifar_automl.study import RECORDING
 
     scores = [0.5, 0.8, None, 0.6, 0.7, 0.9, 0.4]  # in recording order; trial 2 failed
-    frame = _frame([(n, "fail" if v is None else "complete", v, 3.0, 9, None) for n, v in enumerate(scores)])
     study = optuna.create_study(direction="maximize")
+    # the grid's 7 points, the fifth interrupted once and re-run when the recording was resumed
+    runs = [(0, 0.5), (1, 0.8), (2, None), (3, 0.6), (4, None), (5, 0.9), (6, 0.4), (4, 0.7)]
+    for point, v in runs:
+        study.add_trial(create_trial(params={"point": point}, distributions={"point": IntDistribution(0, 6)},
+                                     value=v, state=TrialState.FAIL if v is None else TrialState.COMPLETE,
+                                     user_attrs={"val_accuracy": v, "epoch_seconds": [20.0] * 9}))
+    frame = tables.trials_frame(study)
     assert analyses.random_search_curve(study, frame).empty  # not a recording: nothing to draw
     study.set_user_attr(RECORDING, {"points": 7})
     table = analyses.random_search_curve(study, frame, max_rows=7).set_index("trials")
@@ -115,7 +123,7 @@ def test_random_search_over_a_recording_is_exact_over_every_order():
         assert table.loc[k, "p10_val_accuracy"] == pytest.approx(bests[int(np.ceil(0.1 * len(bests))) - 1])
         assert table.loc[k, "p90_val_accuracy"] == pytest.approx(bests[int(np.ceil(0.9 * len(bests))) - 1])
         assert table.loc[k, "trial_hours"] == pytest.approx(k * 3.0 / 60)
-    assert list(table["recording_val_accuracy"]) == [0.5, 0.8, 0.8, 0.8, 0.8, 0.9, 0.9]
+    assert list(table["recording_val_accuracy"]) == [0.5, 0.8, 0.8, 0.8, 0.9, 0.9, 0.9]  # point 4 came last
     assert table.loc[7, "expected_best_val_accuracy"] == pytest.approx(0.9)
 
 
