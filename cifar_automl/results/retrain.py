@@ -64,8 +64,9 @@ class RetrainSettings:
     epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
     # the schedule's length in steps, its last epoch cut short there (auto sizes a retrain to the time left)
     steps: int | None = option(None, "", cli=False)
-    # seconds the training may take: the schedule is re-sized after its first epoch to end within them
-    # (training.fit_within), to at most max_epochs epochs (auto sizes a retrain to its budget)
+    # seconds the training may take: the schedule is re-sized after its first epoch (and again later in a
+    # long run) to end within them (training.fit_within), to at most max_epochs epochs (auto sizes a
+    # retrain to its budget)
     time_limit: float | None = option(None, "", cli=False)
     max_epochs: int | None = option(None, "", cli=False)
     seed: int = option(0, "(default: %(default)s)")
@@ -212,7 +213,8 @@ def train_test_save(
     """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
     artifacts in `out` (replacing an earlier bundle there only once the new one is complete). Shared
     by retraining and baselines. With `time_limit` (seconds), the schedule is re-sized after its first
-    epoch to end training within it (at most `max_epochs` epochs); the saved config is the one trained."""
+    epoch (and later: `fit_within`) to end training within it (at most `max_epochs` epochs); the saved
+    config is the one trained."""
     callbacks: list[keras.callbacks.Callback] = []
     if patience is not None and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(

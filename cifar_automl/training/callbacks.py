@@ -111,7 +111,7 @@ class EpochProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, desc: str = "train") -> None:
         super().__init__()
         self.bar = tqdm(total=epochs, desc=desc, unit="epoch", dynamic_ncols=True)
-        self.keep_open = False  # fit_within trains in two calls of fit: the bar stays open after the first
+        self.keep_open = False  # fit_within trains in several calls of fit: the bar stays open between them
 
     def resize(self, epochs: int) -> None:
         """The run's length changed (`fit_within`)."""

@@ -39,6 +39,11 @@ STEP_MARGIN = 1.03
 # fit_within re-sizes schedules of at least this many epochs: in a shorter one the first epoch, trained on
 # the first estimate's schedule, is too large a share (lookahead starts at 30% of the steps)
 RESIZE_MIN_EPOCHS = 4
+# fit_within re-sizes the schedule again at these shares of it (the first re-size is after epoch 1), when
+# tracing the step again takes at most RESIZE_TRACE_SHARE of the time (a long run on a machine whose
+# speed drifts; in a short one the traces would cost more than the drift)
+RESIZE_AT = (0.5, 0.75, 0.9)
+RESIZE_TRACE_SHARE = 0.02
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) -> None:
@@ -139,11 +144,14 @@ def fit_within(
     `cfg`'s length is a first estimate (from other runs' epoch times): its first epoch trains on it,
     timing every step. The rest of the schedule is then re-sized to the time left at the measured seconds
     per step (x STEP_MARGIN), plus what the first epoch spent outside its steady steps (tracing the
-    graph, which the re-sized schedule pays again) and on validation, and training goes on with the same
+    graph, which every re-sized schedule pays again) and on validation, and training goes on with the same
     optimizer: the learning rate follows the new schedule from the step reached, so the warm-up and the
-    decay still span the whole run. At most `max_steps` steps; the last epoch is cut short when whole
-    epochs would not fill the time. Returns the record of all epochs and the config trained (its
-    `epochs` and `steps`). Schedules shorter than RESIZE_MIN_EPOCHS epochs train as `cfg` says.
+    decay still span the whole run. Epochs speed up or slow down during a long run (a machine's other
+    work, its clock), so the schedule is re-sized again at RESIZE_AT shares of it, at the epoch times
+    measured since the last re-size, when the traces this costs are a small share of the time. At most
+    `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. Returns
+    the record of all epochs and the config trained (its `epochs` and `steps`). Schedules shorter than
+    RESIZE_MIN_EPOCHS epochs train as `cfg` says.
     """
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
     options = dict(validation=validation, seed=seed, verbose=verbose, feed=feed)
@@ -153,32 +161,68 @@ def fit_within(
     timer = StepTimer()
     recorder = EpochRecorder(images_per_epoch(len(x_train), cfg.batch_size))
     bars = [callback for callback in callbacks if isinstance(callback, EpochProgress)]
-    for bar in bars:
-        bar.keep_open = True
-    try:
-        fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, stop_epoch=1, **options)
-    finally:
+    done, stop, later = 0, 1, 0  # epochs trained, the epoch of the next re-size, RESIZE_AT shares used
+    outside = 0.0  # seconds a call of fit spends outside its steady steps (tracing), from the first epoch
+    while True:
         for bar in bars:
-            bar.keep_open = False
-    first = recorder.result
-    if first.nan_epoch is not None or model.stop_training or not first.epoch_seconds:
+            bar.keep_open = stop is not None
+        try:
+            fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, initial_epoch=done,
+                stop_epoch=stop, recompile=done == 0, **options)
+        finally:
+            for bar in bars:
+                bar.keep_open = False
+        result = recorder.result
+        if stop is None or result.nan_epoch is not None or model.stop_training or result.epochs_run < stop:
+            if stop is not None:
+                for bar in bars:
+                    bar.on_train_end()
+            return result, dataclasses.replace(cfg, epochs=result.epochs_run, steps=None) if stop else cfg
+        if done == 0:
+            step = timer.step_seconds() or result.train_seconds[0] / steps
+            outside = max(0.0, result.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
+            per_epoch = steps * step * STEP_MARGIN + (result.epoch_seconds[0] - result.train_seconds[0])
+        else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
+            per_epoch = float(np.median(result.epoch_seconds[done + 1:stop])) * STEP_MARGIN
+        done = stop
+        elapsed = time.perf_counter() - start
+        resized = _resized_steps(seconds - elapsed - outside, per_epoch, steps, done, max_steps)
+        # the further re-sizes this schedule will make each trace the step once more: leave them their time
+        ahead = []
+        if outside <= RESIZE_TRACE_SHARE * seconds:
+            ahead = _resize_points(done, math.ceil(resized / steps), later)
+        if ahead:
+            resized = _resized_steps(seconds - elapsed - outside * (1 + len(ahead)), per_epoch, steps, done,
+                                     max_steps)
+            ahead = _resize_points(done, math.ceil(resized / steps), later)
+        epochs = math.ceil(resized / steps)
+        cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
         for bar in bars:
-            bar.on_train_end()
-        return first, dataclasses.replace(cfg, epochs=first.epochs_run, steps=None)
-    step = timer.step_seconds() or first.train_seconds[0] / steps
-    outside = max(0.0, first.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
-    per_epoch = steps * step * STEP_MARGIN + (first.epoch_seconds[0] - first.train_seconds[0])  # + validation
-    left = seconds - (time.perf_counter() - start) - outside
-    resized = steps + max(1, math.floor(left / per_epoch * steps))
-    if max_steps is not None:
-        resized = max(steps + 1, min(resized, max_steps))
-    epochs = math.ceil(resized / steps)
-    cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
-    for bar in bars:
-        bar.resize(epochs)
-    fit(model, x_train, y_train, cfg, callbacks=callbacks, recorder=recorder, initial_epoch=1, recompile=False,
-        **options)
-    return recorder.result, cfg
+            bar.resize(epochs)
+        if ahead:
+            later, stop = ahead[0]
+        else:
+            stop = None
+
+
+def _resized_steps(left: float, per_epoch: float, steps: int, done: int, max_steps: int | None) -> int:
+    """The schedule's steps: the `done` epochs and what `left` seconds hold at `per_epoch` (at least one
+    step more, at most `max_steps`)."""
+    resized = done * steps + max(1, math.floor(left / per_epoch * steps))
+    return resized if max_steps is None else max(done * steps + 1, min(resized, max_steps))
+
+
+def _resize_points(done: int, epochs: int, used: int) -> list[tuple[int, int]]:
+    """The later re-sizes of a schedule of `epochs` epochs with `done` trained, as (RESIZE_AT shares used
+    after it, epoch): RESIZE_AT's shares after the `used` first, at least two epochs after the previous
+    re-size and two before the end (a segment's first epoch traces the step, so it is not timed)."""
+    points, previous = [], done
+    for index in range(used, len(RESIZE_AT)):
+        epoch = round(RESIZE_AT[index] * epochs)
+        if epoch >= previous + 2 and epoch <= epochs - 2:
+            points.append((index + 1, epoch))
+            previous = epoch
+    return points
 
 
 def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib
 import math
 import time
 
@@ -19,9 +20,12 @@ from cifar_automl.training import (
     make_optimizer,
 )
 from cifar_automl.training.callbacks import recalibrate_batch_norm
+from cifar_automl.training.fit import _resize_points
 from cifar_automl.training.pipeline import make_dataset
 
 from ..helpers import synthetic_splits
+
+fit_module = importlib.import_module("cifar_automl.training.fit")  # the package's `fit` is the function
 
 
 def test_fit_learns_the_synthetic_task_and_records_every_epoch():
@@ -222,15 +226,72 @@ def test_fit_within_re_sizes_the_schedule_after_its_first_epoch(seconds, max_epo
                       augment="none")
     model = _plain(s)
     cap = None if max_epochs is None else max_epochs * steps + 3
-    bar = EpochProgress(cfg.epochs)
-    result, trained = fit_within(model, s.x_train, s.y_train, cfg, seconds, max_steps=cap, callbacks=[bar])
-    assert bar.bar.n == bar.bar.total == trained.epochs  # one bar over both calls of fit, re-sized
+    bar, calls = EpochProgress(cfg.epochs), _Calls()
+    result, trained = fit_within(model, s.x_train, s.y_train, cfg, seconds, max_steps=cap, callbacks=[bar, calls])
+    assert bar.bar.n == bar.bar.total == trained.epochs  # one bar over every call of fit, re-sized
+    # the cap's 8 epochs are re-sized after epochs 1, 4 (half) and 6 (three quarters); 2 epochs: once
+    assert calls.starts == ([0, 1, 4, 6] if expected == "cap" else [0, 1])
     total = cap if expected == "cap" else steps + 1
     assert int(model.optimizer.iterations) == total
     assert trained.total_steps(steps) == total and trained.epochs == math.ceil(total / steps)
     assert result.epochs_run == trained.epochs  # one record over both phases
     assert trained.steps == total  # the last epoch cut short
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-2 * cfg.final_lr_fraction, rel=0.05)
+
+
+class _Calls(keras.callbacks.Callback):
+    """The epoch each call of fit starts at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts, self.epoch = [], 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_begin(self, logs=None):
+        self.starts.append(self.epoch)
+
+
+class _Sleep(keras.callbacks.Callback):
+    """Until epoch `until`, every step takes `seconds` longer (a machine busy with other work at first)."""
+
+    def __init__(self, until: int, seconds: float) -> None:
+        super().__init__()
+        self.until, self.seconds, self.epoch = until, seconds, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch < self.until:
+            time.sleep(self.seconds)
+
+
+@pytest.mark.parametrize("done, epochs, used, expected", [
+    (1, 40, 0, [(1, 20), (2, 30), (3, 36)]),
+    (20, 44, 1, [(2, 33), (3, 40)]),  # the half is behind: three quarters and nine tenths of the new length
+    (1, 6, 0, [(1, 3)]),  # 4.5 and 5.4 round to epochs less than two before the end
+    (1, 4, 0, []),
+    (36, 40, 3, []),
+])
+def test_later_re_sizes_are_at_shares_of_the_schedule_two_epochs_apart(done, epochs, used, expected):
+    assert _resize_points(done, epochs, used) == expected
+
+
+def test_fit_within_follows_steps_that_speed_up_mid_run(monkeypatch):
+    monkeypatch.setattr(fit_module, "RESIZE_TRACE_SHARE", 1.0)  # re-size again however short the run
+    s = synthetic_splits()
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, augment="none")
+    fit(_plain(s), s.x_train, s.y_train, cfg)  # warm the machine up
+    # the first 3 epochs' steps take 40 ms more, then they speed up several times: a schedule sized only on
+    # the first epoch would end in a fraction of the time
+    seconds = 8.0
+    start = time.perf_counter()
+    _, trained = fit_within(_plain(s), s.x_train, s.y_train, cfg, seconds, callbacks=[_Sleep(3, 0.04)])
+    took = time.perf_counter() - start
+    assert seconds * 0.75 <= took <= seconds * 1.25, took
+    assert trained.epochs > 3
 
 
 def test_fit_within_fills_the_time_it_is_given():
