@@ -111,7 +111,6 @@ class EpochProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, desc: str = "train") -> None:
         super().__init__()
         self.bar = tqdm(total=epochs, desc=desc, unit="epoch", dynamic_ncols=True)
-        self.keep_open = False  # fit_within trains in several calls of fit: the bar stays open between them
 
     def resize(self, epochs: int) -> None:
         """The run's length changed (`fit_within`)."""
@@ -125,8 +124,47 @@ class EpochProgress(keras.callbacks.Callback):
         self.bar.update(1)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if not self.keep_open:
-            self.bar.close()
+        self.bar.close()
+
+
+# the hooks OneRun passes on as they are (on_train_begin and on_train_end it gates)
+_PASSED_ON = (
+    "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
+    "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+    "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end",
+)
+
+
+class OneRun(keras.callbacks.Callback):
+    """`callback` over several calls of `fit` that are one run (`fit_within` re-sizing the schedule): it
+    sees `on_train_begin` in the first call only and `on_train_end` when the caller calls `end()`, so early
+    stopping keeps its patience and best weights over the whole run and a progress bar stays open.
+    Every other hook is the callback's own (Keras still sees which per-batch hooks it has)."""
+
+    def __init__(self, callback: keras.callbacks.Callback) -> None:
+        super().__init__()
+        self.callback, self.begun = callback, False
+        self.async_safe = getattr(callback, "async_safe", False)
+        for name in _PASSED_ON:
+            setattr(self, name, getattr(callback, name))
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.begun:
+            self.begun = True
+            self.callback.on_train_begin(logs)
+
+    def end(self, logs: dict | None = None) -> None:
+        """The run is over: the callback's `on_train_end`."""
+        if self.begun:
+            self.callback.on_train_end(logs)
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):

@@ -24,6 +24,7 @@ from .callbacks import (
     EpochRecorder,
     FitResult,
     Lookahead,
+    OneRun,
     StepTimer,
     StopAtStep,
 )
@@ -149,9 +150,11 @@ def fit_within(
     decay still span the whole run. Epochs speed up or slow down during a long run (a machine's other
     work, its clock), so the schedule is re-sized again at RESIZE_AT shares of it, at the epoch times
     measured since the last re-size, when the traces this costs are a small share of the time. At most
-    `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. Returns
-    the record of all epochs and the config trained (its `epochs` and `steps`). Schedules shorter than
-    RESIZE_MIN_EPOCHS epochs train as `cfg` says.
+    `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. The
+    callbacks see the calls of fit as one run (`OneRun`: early stopping keeps its patience and best
+    weights across them). Returns the record of all epochs and the schedule trained on (its `epochs` and
+    `steps`; a run a callback stopped early was on it too). Schedules shorter than RESIZE_MIN_EPOCHS
+    epochs train as `cfg` says.
     """
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
     options = dict(validation=validation, seed=seed, verbose=verbose, feed=feed)
@@ -161,23 +164,19 @@ def fit_within(
     timer = StepTimer()
     recorder = EpochRecorder(images_per_epoch(len(x_train), cfg.batch_size))
     bars = [callback for callback in callbacks if isinstance(callback, EpochProgress)]
+    run = [OneRun(callback) for callback in callbacks]  # the several calls of fit are one run to them
     done, stop, later = 0, 1, 0  # epochs trained, the epoch of the next re-size, RESIZE_AT shares used
     outside = 0.0  # seconds a call of fit spends outside its steady steps (tracing), from the first epoch
     while True:
-        for bar in bars:
-            bar.keep_open = stop is not None
-        try:
-            fit(model, x_train, y_train, cfg, callbacks=[timer, *callbacks], recorder=recorder, initial_epoch=done,
-                stop_epoch=stop, recompile=done == 0, **options)
-        finally:
-            for bar in bars:
-                bar.keep_open = False
+        fit(model, x_train, y_train, cfg, callbacks=[timer, *run] if done == 0 else run, recorder=recorder,
+            initial_epoch=done, stop_epoch=stop, recompile=done == 0, **options)
         result = recorder.result
         if stop is None or result.nan_epoch is not None or model.stop_training or result.epochs_run < stop:
-            if stop is not None:
-                for bar in bars:
-                    bar.on_train_end()
-            return result, dataclasses.replace(cfg, epochs=result.epochs_run, steps=None) if stop else cfg
+            for callback in run:
+                callback.end()
+            if done == 0:  # stopped in the first epoch, on the first estimate's schedule
+                return result, dataclasses.replace(cfg, epochs=result.epochs_run, steps=None)
+            return result, cfg
         if done == 0:
             step = timer.step_seconds() or result.train_seconds[0] / steps
             outside = max(0.0, result.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
@@ -185,24 +184,20 @@ def fit_within(
         else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
             per_epoch = float(np.median(result.epoch_seconds[done + 1:stop])) * STEP_MARGIN
         done = stop
-        elapsed = time.perf_counter() - start
-        resized = _resized_steps(seconds - elapsed - outside, per_epoch, steps, done, max_steps)
-        # the further re-sizes this schedule will make each trace the step once more: leave them their time
-        ahead = []
-        if outside <= RESIZE_TRACE_SHARE * seconds:
-            ahead = _resize_points(done, math.ceil(resized / steps), later)
-        if ahead:
-            resized = _resized_steps(seconds - elapsed - outside * (1 + len(ahead)), per_epoch, steps, done,
-                                     max_steps)
-            ahead = _resize_points(done, math.ceil(resized / steps), later)
+        left = seconds - (time.perf_counter() - start) - outside  # the next call traces the step again
+        # each further re-size traces it once more: keep time for as many as the schedule will have
+        for reserved in range(len(RESIZE_AT) + 1):
+            resized = _resized_steps(left - reserved * outside, per_epoch, steps, done, max_steps)
+            ahead = []
+            if outside <= RESIZE_TRACE_SHARE * seconds:
+                ahead = _resize_points(done, math.ceil(resized / steps), later)
+            if len(ahead) <= reserved:
+                break
         epochs = math.ceil(resized / steps)
         cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
         for bar in bars:
             bar.resize(epochs)
-        if ahead:
-            later, stop = ahead[0]
-        else:
-            stop = None
+        later, stop = ahead[0] if ahead else (later, None)
 
 
 def _resized_steps(left: float, per_epoch: float, steps: int, done: int, max_steps: int | None) -> int:
@@ -214,12 +209,12 @@ def _resized_steps(left: float, per_epoch: float, steps: int, done: int, max_ste
 
 def _resize_points(done: int, epochs: int, used: int) -> list[tuple[int, int]]:
     """The later re-sizes of a schedule of `epochs` epochs with `done` trained, as (RESIZE_AT shares used
-    after it, epoch): RESIZE_AT's shares after the `used` first, at least two epochs after the previous
-    re-size and two before the end (a segment's first epoch traces the step, so it is not timed)."""
+    after it, epoch): RESIZE_AT's shares after the `used` first, at least three epochs after the previous
+    re-size and two before the end: a segment's first epoch traces the step, so its other two time it."""
     points, previous = [], done
     for index in range(used, len(RESIZE_AT)):
         epoch = round(RESIZE_AT[index] * epochs)
-        if epoch >= previous + 2 and epoch <= epochs - 2:
+        if epoch >= previous + 3 and epoch <= epochs - 2:
             points.append((index + 1, epoch))
             previous = epoch
     return points
