@@ -383,7 +383,7 @@ def run_auto(
     tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
     resized = (choice.steps / choice.steps_per_epoch if choice.steps else choice.epochs) >= RESIZE_MIN_EPOCHS
     say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.length} "
-        f"{'(re-sized to the time left once its first epoch is timed) ' if resized else ''}"
+        f"{'(re-sized to the time left as its epochs are timed) ' if resized else ''}"
         f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
         f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
     rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, steps=choice.steps, tta=tta,

@@ -212,6 +212,11 @@ class Auto(Command):
         if outcome.result is None:
             return codes[0]
         m, choice = outcome.result.metrics, outcome.choice
+        if m.get("schedule_resizes"):
+            after, lengths = zip(*m["schedule_resizes"])
+            print(f"the retrain's schedule was re-sized after epoch{'s' if len(after) > 1 else ''} "
+                  f"{', '.join(map(str, after))}: to {' -> '.join(f'{s / choice.steps_per_epoch:.2f}' for s in lengths)} "
+                  "epochs")
         print(f"trial {choice.trial}: test accuracy {m['accuracy']:.4f} after {choice.length}; "
               f"{outcome.seconds / 60:.1f} of {outcome.plan.total / 60:.0f} min used -> {outcome.result.out_dir}")
         print(f"report: {outcome.report}")

@@ -191,6 +191,9 @@ def test_auto_with_no_search_share_retrains_the_defaults_after_two_epochs_of_the
     assert retrained["epochs"] > 2  # capped at 15 x the epochs asked for
     trained = json.loads((studies / "tinydefaults" / "retrain" / "0" / "config.json").read_text())["config"]["train"]
     assert trained["epochs"] == retrained["epochs"]  # the saved config is the schedule trained, re-sized or not
+    resizes = retrained["schedule_resizes"]  # re-sized once its first epoch was timed, last to the length trained
+    assert resizes[0][0] == 1 and resizes[-1][1] == retrained["schedule_steps"], resizes
+    assert "the retrain's schedule was re-sized after epoch" in out, out
     _one_error_line(capsys, _auto(Path(__file__).parent.parent / "search_spaces" / "tiny.yaml", image_tree,
                                   tmp_path / "other", "--budget", "30s", "--search-share", "0"), "has none")
 

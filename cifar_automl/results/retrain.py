@@ -241,6 +241,8 @@ def train_test_save(
         **(extra or {}),
         "epochs": result.epochs_run,
         "schedule_steps": train_cfg.total_steps(steps),
+        # fit_within's re-sizes: [epochs trained, the schedule's new length in steps]
+        "schedule_resizes": [list(r) for r in result.resizes],
         "train_images": int(len(x_train)),
         "train_minutes": train_seconds / 60,
         "params": int(model.count_params()),

@@ -23,6 +23,8 @@ class FitResult:
     train_seconds: list[float] = field(default_factory=list)  # wall time per epoch in training steps only
     train_images: int = 0  # images per epoch
     nan_epoch: int | None = None  # first epoch (0-based) whose loss was NaN or infinite
+    # fit_within's re-sizes of the schedule: (epochs trained, the schedule's new length in steps)
+    resizes: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def epochs_run(self) -> int:

@@ -153,7 +153,7 @@ def fit_within(
     `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. The
     callbacks see the calls of fit as one run (`OneRun`: early stopping keeps its patience and best
     weights across them). Returns the record of all epochs and the schedule trained on (its `epochs` and
-    `steps`; a run a callback stopped early was on it too). Schedules shorter than RESIZE_MIN_EPOCHS
+    `steps`; a run a callback stopped early was on it too); the record lists the re-sizes. Schedules shorter than RESIZE_MIN_EPOCHS
     epochs train as `cfg` says.
     """
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
@@ -195,6 +195,7 @@ def fit_within(
                 break
         epochs = math.ceil(resized / steps)
         cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
+        result.resizes.append((done, resized))
         for bar in bars:
             bar.resize(epochs)
         later, stop = ahead[0] if ahead else (later, None)

@@ -246,6 +246,8 @@ def test_fit_within_re_sizes_the_schedule_after_its_first_epoch(monkeypatch, sec
     # the cap's 8 epochs are re-sized after epoch 1 and at half of them (three quarters, epoch 6, is too
     # close to the half to be timed, nine tenths too close to the end); 2 epochs are re-sized once
     assert starts == ([0, 1, 4] if expected == "cap" else [0, 1])
+    assert [epoch for epoch, _ in result.resizes] == starts[1:]  # the record lists them
+    assert result.resizes[-1][1] == trained.total_steps(steps)
     assert spy.begins == spy.ends == 1  # the calls of fit are one run to the callbacks
     assert spy.epochs == list(range(trained.epochs))
     total = cap if expected == "cap" else steps + 1
