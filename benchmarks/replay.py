@@ -2,6 +2,9 @@
 
     python benchmarks/replay.py --record            # once: train the grid for real (~70 min on 2 cores)
     python benchmarks/replay.py --seeds 20          # replay every method against the recording
+    python benchmarks/replay.py --record --dataset fashion_mnist    # the same grid on other data, then
+    python benchmarks/replay.py --seeds 20 --warm-from benchmarks/data/replay-fashion_mnist.json.gz
+                                                    # also replays a search warm-started from that one
 
 Recording: every configuration of `replay_space.yaml` (the built-in `residual` space on a grid of five
 parameters, 180 configurations) is trained for real by `cifar-automl search` itself (the search's own
@@ -70,8 +73,10 @@ def grid_of(space) -> dict[str, list[Any]]:
     return grid
 
 
-def table_path(space_name: str) -> Path:
-    return DATA / f"{space_name}.json.gz"
+def table_path(space_name: str, dataset: str = "folder") -> Path:
+    """The recording of a space: `data/<space>.json.gz` on the CIFAR-10 archive, `data/<space>-<dataset>.json.gz`
+    on another data set."""
+    return DATA / (f"{space_name}.json.gz" if dataset == "folder" else f"{space_name}-{dataset}.json.gz")
 
 
 def record(args: argparse.Namespace) -> None:
@@ -80,9 +85,11 @@ def record(args: argparse.Namespace) -> None:
     epochs (warm-up and decay over R epochs: what a rung would run if it trained a schedule of its own)."""
     from cifar_automl.search import SearchSettings, prepare
 
+    folder = args.dataset == "folder"
     settings = SearchSettings(
-        space=str(args.space), dataset="folder", data_dir=str(args.data_dir), subset=args.subset,
-        epochs=args.epochs, seed=0, sampler="random", pruner="none", trials=1, study_name="replay-record",
+        space=str(args.space), dataset=args.dataset, data_dir=str(args.data_dir) if folder else None,
+        subset=args.subset, epochs=args.epochs, seed=0, sampler="random", pruner="none", trials=1,
+        study_name="replay-record" if folder else f"replay-record-{args.dataset}",
         studies_dir=str(args.studies_dir), trials_per_process=20,
     )
     prepared = prepare(settings)
@@ -98,7 +105,7 @@ def record(args: argparse.Namespace) -> None:
     for epochs in args.schedules or ():
         shorts[epochs] = record_study(dataclasses.replace(settings, epochs=epochs, study_name=f"replay-record-e{epochs}"),
                                       prepared, points, grid)
-    write_table(study, shorts, space, grid, settings)
+    write_table(study, shorts, space, grid, settings, args.dataset)
 
 
 def record_study(settings, prepared, points: list[dict[str, Any]], grid: dict[str, list[Any]]):
@@ -143,7 +150,7 @@ def _runs(study, grid: dict[str, list[Any]]) -> dict[tuple, dict[str, Any]]:
     return runs
 
 
-def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]], settings) -> None:
+def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]], settings, dataset: str) -> None:
     from cifar_automl.runtime import cpu_name
 
     runs = _runs(study, grid)
@@ -161,11 +168,12 @@ def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]]
         "cpu": cpu_name() + (" (AVX-512)" if _avx512() else ""), "cores": _cores(), "python": platform.python_version(),
         "date": datetime.date.today().isoformat(), "commit": commit,
         "command": f"python benchmarks/replay.py --record --subset {settings.subset} --epochs {settings.epochs}"
-                   + (f" --schedules {' '.join(map(str, sorted(shorts)))}" if shorts else ""),
+                   + (f" --schedules {' '.join(map(str, sorted(shorts)))}" if shorts else "")
+                   + ("" if dataset == "folder" else f" --dataset {dataset}"),
         "configs": list(runs.values()),
     }
     DATA.mkdir(exist_ok=True)
-    path = table_path(space.name)
+    path = table_path(space.name, dataset)
     with gzip.open(path, "wt") as f:
         json.dump(table, f, separators=(",", ":"))
     print(f"{len(runs)} of {math.prod(len(v) for v in grid.values())} configurations written to "
@@ -251,12 +259,14 @@ class Clock:
 
 
 def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float,
-               fidelity: str = "prefix") -> Clock:
+               fidelity: str = "prefix", warm: Table | None = None) -> Clock:
     """One search through Optuna with the package's sampler and pruner, paying recorded seconds.
 
     `fidelity`: `prefix`, as a search runs today (one schedule over all epochs, pruned at a rung: the
     rung sees a prefix of the full run); `restart`, each rung trains a complete schedule of its own
-    length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length."""
+    length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length.
+    `warm`: another recording of the same grid (another data set): its best configurations are queued
+    first, as `cifar-automl search --warm-start STUDY` queues another study's (`warm_starts`)."""
     import optuna
 
     from cifar_automl.search.objective import PruneAtEpochEnd
@@ -269,6 +279,8 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     study = optuna.create_study(study_name=f"replay-{seed}", direction="maximize", sampler=chosen,
                                 pruner=make_pruner(pruner, table.epochs))
     rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
+    for params in warm_starts(warm) if warm is not None else ():
+        study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
 
     def prefix(trial: optuna.Trial, run: Recorded) -> float:
         prune = PruneAtEpochEnd(trial, table.epochs)  # the search's own: reports, and prunes at a rung
@@ -388,6 +400,15 @@ def _candidate_tpe(**kwargs: Any) -> Callable[[int], Any]:
     return make
 
 
+def warm_starts(table: Table) -> list[dict[str, Any]]:
+    """The configurations `--warm-start` would queue from a study that recorded `table`: its
+    WARM_STARTS best complete runs by their best validation accuracy (`search.warmstart.warm_start`)."""
+    from cifar_automl.search.warmstart import WARM_STARTS
+
+    done = [c for c in table.configs.values() if not c.failed and len(c.val_accuracy) == table.epochs]
+    return [c.params for c in sorted(done, key=lambda c: max(c.val_accuracy), reverse=True)[:WARM_STARTS]]
+
+
 # samplers tried as the new default, beside the package's own (`strategies.SAMPLERS`), seeded per trial
 CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
     "tpe5": _candidate_tpe(n_startup_trials=5),
@@ -407,6 +428,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "gp": ("optuna", "gp", "none"),
     "gp+hyperband": ("optuna", "gp", "hyperband"),
     "tpe+hyperband, rung schedules": ("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
+    "tpe+hyperband, warm start": ("optuna", "tpe", "hyperband", "prefix", "warm"),  # needs --warm-from
 }
 REFERENCE = "kerastuner-hyperband"
 
@@ -431,7 +453,13 @@ def replay(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: no recording at {path}: run python benchmarks/replay.py --record first")
     table = Table.load(path)
     default = default_method()
-    methods = args.methods or [m for m, how in METHODS.items() if how[3:] != ("restart",) or table.schedules]
+    warm = Table.load(args.warm_from) if args.warm_from else None
+    if warm is not None and warm.grid != table.grid:
+        raise SystemExit(f"error: {args.warm_from} records another grid than {path}")
+    methods = args.methods or [m for m, how in METHODS.items()
+                               if (how[3:4] != ("restart",) or table.schedules) and (how[4:] != ("warm",) or warm)]
+    if warm is None and any(METHODS[m][4:] == ("warm",) for m in methods):
+        raise SystemExit("error: a warm-started method needs --warm-from: a recording of the grid on other data")
     if importlib.util.find_spec("torch") is None:  # Optuna's GPSampler needs PyTorch
         skipped = [m for m in methods if METHODS[m][1:2] == ("gp",)]
         methods = [m for m in methods if m not in skipped]
@@ -461,7 +489,8 @@ def replay(args: argparse.Namespace) -> None:
                 start = time.time()
                 clock = ref if name == REFERENCE else (
                     run_kerastuner(table, space, how[0], seed, budget, Path(tmp)) if kind == "kerastuner"
-                    else run_optuna(table, space, *how[:2], seed, budget, *how[2:]))
+                    else run_optuna(table, space, *how[:2], seed, budget, *how[2:3],
+                                    warm=warm if how[3:] == ["warm"] else None))
                 hit = clock.time_to(target)
                 reached[name] += hit is not None
                 times[name].append(hit if hit is not None else budget)
@@ -598,6 +627,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--record", action="store_true", help="train the grid for real and write the table")
     ap.add_argument("--space", type=Path, default=SPACE)
+    ap.add_argument("--dataset", default="folder", choices=["folder", "fashion_mnist"],
+                    help="--record: the CIFAR-10 archive (folder, default) or Fashion-MNIST")
     ap.add_argument("--data-dir", type=Path, default=ARCHIVE, help="the CIFAR-10 archive (for --record)")
     ap.add_argument("--subset", type=int, default=3600, help="train+val images (for --record)")
     ap.add_argument("--epochs", type=int, default=9, help="epochs of every recorded schedule (for --record)")
@@ -607,6 +638,9 @@ def main() -> None:
                     help="--record: also train each configuration for complete schedules of these epochs")
     ap.add_argument("--limit", type=int, default=None, help="record only this many configurations (a smoke test)")
     ap.add_argument("--table", type=Path, default=None, help="the recording (default: data/<space>.json.gz)")
+    ap.add_argument("--warm-from", type=Path, default=None,
+                    help="a recording of the same grid on other data (data/<space>-fashion_mnist.json.gz): "
+                         "replays 'tpe+hyperband, warm start', which queues its best configurations first")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
                     help="methods to replay (KerasTuner's Hyperband and the default always run)")

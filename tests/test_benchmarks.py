@@ -21,7 +21,7 @@ def replay():
     return module
 
 
-def _table(replay, epochs=9, schedules=()):
+def _table(replay, epochs=9, schedules=(), best_first=False):
     from cifar_automl.search import load_space
 
     space = load_space(str(ROOT / "benchmarks" / "replay_space.yaml"))
@@ -29,7 +29,7 @@ def _table(replay, epochs=9, schedules=()):
     configs = []
     for i, values in enumerate(itertools.product(*grid.values())):
         params = dict(zip(grid, values))
-        final = 0.2 + 0.001 * i  # the last grid point is the best
+        final = 0.5 - 0.001 * i if best_first else 0.2 + 0.001 * i  # the last grid point is the best (or the first)
         short = {str(r): {"seconds": [2.0] + [1.0] * (r - 1), "val_accuracy": [final * (e + 1) / r for e in range(r)],
                           "failed": None} for r in schedules}
         configs.append({"params": params, "n_params": 1000 * (1 + i % 7), "seconds": [2.0] + [1.0] * (epochs - 1),
@@ -52,6 +52,16 @@ def test_an_unpruned_optuna_search_pays_every_epoch_of_every_trial(replay):
     assert clock.t == pytest.approx(10.0 * clock.trials) and clock.trials == 11
     assert len(clock.events) == 9 * clock.trials
     assert clock.best() == max(v for t, v in clock.events if t <= 110.0)
+
+
+def test_a_warm_started_search_first_runs_the_other_recordings_best(replay):
+    space, table = _table(replay)
+    _, other = _table(replay, best_first=True)  # the same grid on other data: there the first points are best
+    assert replay.warm_starts(other) == [dict(zip(table.grid, v)) for v in itertools.islice(
+        itertools.product(*table.grid.values()), 5)]
+    clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=50.0, warm=other)
+    finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]  # each trial's last epoch, here
+    assert clock.trials == 5 and finals == pytest.approx([0.2, 0.201, 0.202, 0.203, 0.204])
 
 
 def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):

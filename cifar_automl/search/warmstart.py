@@ -12,6 +12,8 @@ from ..study import INTERRUPTED, accuracy, load_existing_study
 from .settings import SearchSettings
 from .space import SearchSpace
 
+WARM_STARTS = 5  # configurations --warm-start STUDY queues: that study's best complete trials
+
 
 def requeue_interrupted(study: optuna.Study) -> int:
     """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short (one cut before it
@@ -44,7 +46,7 @@ def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
 
 def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
     """Queue configurations to try first: the presets this space can express ("baselines"), or the
-    five best complete trials of another study. Once per study and source (recorded in the study)."""
+    WARM_STARTS best complete trials of another study. Once per study and source (recorded in the study)."""
     source = settings.warm_start
     done = study.user_attrs.get("warm_started", [])
     if source is None or source in done:
@@ -54,7 +56,7 @@ def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings
     else:
         other, _ = load_existing_study(source, settings.storage, settings.studies_dir)
         best = sorted((t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if "config" in t.user_attrs), key=accuracy, reverse=True)[:5]
+                       if "config" in t.user_attrs), key=accuracy, reverse=True)[:WARM_STARTS]
         candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
     queued = []
     for label, cfg in candidates:
