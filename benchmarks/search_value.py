@@ -11,13 +11,17 @@ CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
   data) for the same search share, stopped when the share is spent, then its best configuration
   retrained by the same planner for the rest of the budget.
 Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
-deviation over seeds) and the minutes used. A space with defaults is needed for (b): `airbench` or `fast`.
+deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
+ends (with date, commit and CPU), and a run already there is not repeated: the grid (3 seeds x 2 data
+sets x 2 budgets x 3 methods, about 45 hours on 2 cores) fills over several sittings, and
+`--table-only` prints what it holds. A space with defaults is needed for (b): `airbench` or `fast`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import math
 import statistics
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -36,6 +41,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from cifar_automl.auto import (  # noqa: E402
     FILL_SHARE,
+    SEARCH_SHARE,
     parse_duration,
     plan_budget,
     retrain_plan_of,
@@ -132,6 +138,46 @@ def run_ours(settings: SearchSettings, budget: float, share: float, workdir: Pat
     return {"accuracy": outcome.result.metrics["accuracy"], "minutes": minutes, "note": lines[-1]}
 
 
+RESULTS = HERE / "data" / "search_value.jsonl"
+# what makes two runs the same cell of the table (beside the method and the seed)
+CELL = ("dataset", "space", "budget_minutes", "search_share", "subset", "epochs")
+
+
+def _machine() -> dict:
+    import subprocess
+
+    from cifar_automl.runtime import cpu_name
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
+    return {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu_name()}
+
+
+def load_runs(path: Path) -> list[dict]:
+    """The runs recorded so far (one JSON object a line)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def table(runs: list[dict], methods: Sequence[str]) -> list[str]:
+    """Markdown: per method, the mean test accuracy, its spread (standard deviation over seeds), each
+    seed's and the minutes used."""
+    lines = ["| method | seeds | test accuracy (mean) | spread (sd) | per seed | minutes (mean) |",
+             "|---|---:|---:|---:|---|---:|"]
+    for method in methods:
+        rs = sorted((r for r in runs if r["method"] == method), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        accs = [r["accuracy"] for r in rs]
+        sd = statistics.stdev(accs) if len(accs) > 1 else math.nan
+        spread = "-" if math.isnan(sd) else f"{100 * sd:.2f}"
+        per_seed = ", ".join(f"{r['seed']}: {100 * r['accuracy']:.1f}" for r in rs)
+        lines.append(f"| {method} | {len(rs)} | {100 * statistics.mean(accs):.2f}% | {spread} | {per_seed} | "
+                     f"{statistics.mean(r['minutes'] for r in rs):.1f} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=parse_duration, default=parse_duration("30m"))
@@ -141,16 +187,25 @@ def main() -> None:
     ap.add_argument("--space", default="airbench")
     ap.add_argument("--subset", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--search-share", type=float, default=0.25)
+    ap.add_argument("--search-share", type=float, default=SEARCH_SHARE,
+                    help="(a) and (c): the share of the budget spent searching (default: auto's, %(default)s)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    ap.add_argument("--out", type=Path, default=None, help="write the runs as JSON here")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="the runs, one JSON line each (default: benchmarks/data/search_value.jsonl): a run "
+                         "already there is not run again, so the grid can be filled over several sittings")
+    ap.add_argument("--table-only", action="store_true", help="print the table of the runs recorded, run nothing")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    runs: dict[str, list[dict]] = {m: [] for m in args.methods}
-    for seed in args.seeds:
+    cell = {"dataset": args.dataset, "space": args.space, "budget_minutes": round(args.budget / 60, 2),
+            "search_share": args.search_share, "subset": args.subset, "epochs": args.epochs}
+    mine = lambda r: all(r.get(k) == cell[k] for k in CELL)  # noqa: E731
+    for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
         for method in args.methods:
+            if any(mine(r) and r["seed"] == seed and r["method"] == method for r in load_runs(args.results)):
+                print(f"seed {seed} {method:22s} already in {args.results.name}", flush=True)
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
                 if method == "auto":
@@ -159,20 +214,16 @@ def main() -> None:
                     run = run_ours(settings, args.budget, 0.0, work, f"defaults-{seed}")
                 else:
                     run = run_kerastuner(settings, args.budget, args.search_share, work)
-            runs[method].append(run)
+            run = {**cell, "seed": seed, "method": method, **run, **_machine()}
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            with args.results.open("a") as f:  # each run as it ends: an interrupted grid keeps what it ran
+                f.write(json.dumps(run) + "\n")
             print(f"seed {seed} {method:22s} test {run['accuracy']:.4f} in {run['minutes']:.1f} min | {run['note']}",
                   flush=True)
+    runs = [r for r in load_runs(args.results) if mine(r) and (args.table_only or r["seed"] in args.seeds)]
     print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share "
-          f"{args.search_share}, seeds {' '.join(map(str, args.seeds))}")
-    print("| method | test accuracy (mean) | spread (sd) | per seed | minutes (mean) |")
-    print("|---|---:|---:|---|---:|")
-    for method, rs in runs.items():
-        accs = [r["accuracy"] for r in rs]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"| {method} | {100 * statistics.mean(accs):.2f}% | {100 * sd:.2f} | "
-              f"{', '.join(f'{100 * a:.1f}' for a in accs)} | {statistics.mean(r['minutes'] for r in rs):.1f} |")
-    if args.out:
-        args.out.write_text(json.dumps(runs, indent=1))
+          f"{args.search_share}, subset {args.subset}, {args.epochs} epochs per trial")
+    print("\n".join(table(runs, args.methods)))
 
 
 if __name__ == "__main__":

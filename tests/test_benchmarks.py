@@ -160,3 +160,34 @@ def test_the_jpeg_round_trip_keeps_shapes_and_loses_detail():
         assert 0 < np.abs(coded.astype(int) - x).mean() < 128  # noise is coded lossily, not dropped
     smooth = np.broadcast_to(np.linspace(0, 255, 32, dtype=np.uint8)[None, None, :, None], (1, 32, 32, 3)).copy()
     assert np.abs(gaps.jpeg_roundtrip(smooth, 75).astype(int) - smooth).mean() < 3  # a gradient survives
+
+
+def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatch, capsys):
+    """`benchmarks/search_value.py` fills its grid over several sittings: a run already in its results
+    file is not run again (the runs themselves stand in here)."""
+    spec = importlib.util.spec_from_file_location("search_value_benchmark", ROOT / "benchmarks" / "search_value.py")
+    sv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sv)
+    ran = []
+
+    def ours(settings, budget, share, work, name):
+        ran.append((name, share))
+        return {"accuracy": 0.8 + 0.01 * settings.seed + (0.05 if share else 0.0), "minutes": budget / 60, "note": "-"}
+
+    monkeypatch.setattr(sv, "run_ours", ours)
+    results = tmp_path / "runs.jsonl"
+    argv = ["search_value.py", "--budget", "30m", "--methods", "auto", "no search", "--results", str(results)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0"])
+    sv.main()
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "1"])  # seed 0 is there: only seed 1 runs
+    sv.main()
+    assert ran == [("auto-0", sv.SEARCH_SHARE), ("defaults-0", 0.0), ("auto-1", sv.SEARCH_SHARE), ("defaults-1", 0.0)]
+    assert len(results.read_text().splitlines()) == 4
+    out = capsys.readouterr().out
+    assert "seed 0 auto                   already in runs.jsonl" in out
+    assert "| auto | 2 | 85.50% | 0.71 | 0: 85.0, 1: 86.0 | 30.0 |" in out
+    assert "| no search | 2 | 80.50% | 0.71 | 0: 80.0, 1: 81.0 | 30.0 |" in out
+    # another budget is another cell: nothing of the 30-minute runs is in its table
+    monkeypatch.setattr(sys, "argv", ["search_value.py", "--budget", "2h", "--results", str(results), "--table-only"])
+    sv.main()
+    assert "| auto |" not in capsys.readouterr().out
