@@ -103,7 +103,8 @@ def record(args: argparse.Namespace) -> None:
     study = record_study(settings, prepared, points, grid)
     shorts = {}
     for epochs in args.schedules or ():
-        shorts[epochs] = record_study(dataclasses.replace(settings, epochs=epochs, study_name=f"replay-record-e{epochs}"),
+        shorts[epochs] = record_study(dataclasses.replace(settings, epochs=epochs,
+                                                          study_name=f"{settings.study_name}-e{epochs}"),
                                       prepared, points, grid)
     write_table(study, shorts, space, grid, settings, args.dataset)
 
@@ -448,7 +449,7 @@ def replay(args: argparse.Namespace) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(str(args.space))
-    path = args.table or table_path(space.name)
+    path = args.table or table_path(space.name, args.dataset)
     if not path.exists():
         raise SystemExit(f"error: no recording at {path}: run python benchmarks/replay.py --record first")
     table = Table.load(path)
@@ -628,7 +629,7 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="train the grid for real and write the table")
     ap.add_argument("--space", type=Path, default=SPACE)
     ap.add_argument("--dataset", default="folder", choices=["folder", "fashion_mnist"],
-                    help="--record: the CIFAR-10 archive (folder, default) or Fashion-MNIST")
+                    help="the recording's data: the CIFAR-10 archive (folder, default) or Fashion-MNIST")
     ap.add_argument("--data-dir", type=Path, default=ARCHIVE, help="the CIFAR-10 archive (for --record)")
     ap.add_argument("--subset", type=int, default=3600, help="train+val images (for --record)")
     ap.add_argument("--epochs", type=int, default=9, help="epochs of every recorded schedule (for --record)")

@@ -12,7 +12,8 @@ CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
   retrained by the same planner for the rest of the budget.
 Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
 deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
-ends (with date, commit and CPU), and a run already there is not repeated: the grid (3 seeds x 2 data
+ends (with date, commit and CPU; one that was stopped or failed is not), and a run already there is
+not repeated: the grid (3 seeds x 2 data
 sets x 2 budgets x 3 methods, about 45 hours on 2 cores) fills over several sittings, and
 `--table-only` prints what it holds. A space with defaults is needed for (b): `airbench` or `fast`.
 """
@@ -139,8 +140,12 @@ def run_ours(settings: SearchSettings, budget: float, share: float, workdir: Pat
 
 
 RESULTS = HERE / "data" / "search_value.jsonl"
-# what makes two runs the same cell of the table (beside the method and the seed)
-CELL = ("dataset", "space", "budget_minutes", "search_share", "subset", "epochs")
+# what makes two runs the same cell of the table (beside the method and the seed; "no search" has no share)
+CELL = ("dataset", "data", "space", "budget_minutes", "search_share", "subset", "epochs")
+
+
+def same_cell(run: dict, cell: dict) -> bool:
+    return all(run.get(k) == cell[k] for k in CELL if not (k == "search_share" and run["method"] == "no search"))
 
 
 def _machine() -> dict:
@@ -196,14 +201,15 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs recorded, run nothing")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    cell = {"dataset": args.dataset, "space": args.space, "budget_minutes": round(args.budget / 60, 2),
-            "search_share": args.search_share, "subset": args.subset, "epochs": args.epochs}
-    mine = lambda r: all(r.get(k) == cell[k] for k in CELL)  # noqa: E731
+    cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
+            "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": args.search_share,
+            "subset": args.subset, "epochs": args.epochs}
     for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
         for method in args.methods:
-            if any(mine(r) and r["seed"] == seed and r["method"] == method for r in load_runs(args.results)):
+            if any(same_cell(r, cell) and r["seed"] == seed and r["method"] == method
+                   for r in load_runs(args.results)):
                 print(f"seed {seed} {method:22s} already in {args.results.name}", flush=True)
                 continue
             with tempfile.TemporaryDirectory() as tmp:
@@ -214,13 +220,15 @@ def main() -> None:
                     run = run_ours(settings, args.budget, 0.0, work, f"defaults-{seed}")
                 else:
                     run = run_kerastuner(settings, args.budget, args.search_share, work)
+            print(f"seed {seed} {method:22s} test {run['accuracy']:.4f} in {run['minutes']:.1f} min | {run['note']}",
+                  flush=True)
+            if not math.isfinite(run["accuracy"]):  # stopped or failed: not a result, run again next time
+                continue
             run = {**cell, "seed": seed, "method": method, **run, **_machine()}
             args.results.parent.mkdir(parents=True, exist_ok=True)
             with args.results.open("a") as f:  # each run as it ends: an interrupted grid keeps what it ran
                 f.write(json.dumps(run) + "\n")
-            print(f"seed {seed} {method:22s} test {run['accuracy']:.4f} in {run['minutes']:.1f} min | {run['note']}",
-                  flush=True)
-    runs = [r for r in load_runs(args.results) if mine(r) and (args.table_only or r["seed"] in args.seeds)]
+    runs = [r for r in load_runs(args.results) if same_cell(r, cell) and (args.table_only or r["seed"] in args.seeds)]
     print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share "
           f"{args.search_share}, subset {args.subset}, {args.epochs} epochs per trial")
     print("\n".join(table(runs, args.methods)))

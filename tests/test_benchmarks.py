@@ -64,6 +64,32 @@ def test_a_warm_started_search_first_runs_the_other_recordings_best(replay):
     assert clock.trials == 5 and finals == pytest.approx([0.2, 0.201, 0.202, 0.203, 0.204])
 
 
+def test_the_replay_command_runs_the_warm_started_method_from_another_recording(replay, tmp_path, monkeypatch, capsys):
+    import dataclasses
+    import gzip
+    import json
+
+    space, table = _table(replay)
+    path = tmp_path / "replay.json.gz"
+    meta = {"data": {"n_train": 1, "n_val": 1, "source": "synthetic"}, "cpu": "-", "cores": 1, "date": "-",
+            "commit": "-"}
+    with gzip.open(path, "wt") as f:
+        json.dump({**table.meta, **meta, "configs": [dataclasses.asdict(c) for c in table.configs.values()]}, f)
+    # warm-started from the recording itself: its best configuration is the first trial
+    monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--warm-from", str(path),
+                                      "--methods", "tpe+hyperband, warm start", "--verbose"])
+    replay.main()
+    warm = next(line for line in capsys.readouterr().out.splitlines() if "warm start best" in line)
+    assert f"best {table.best:.4f}" in warm, warm
+    import re
+
+    assert int(re.search(r"at +(\d+) s of", warm).group(1)) <= 10, warm  # within the first trial's 10 s
+    monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path),
+                                      "--methods", "tpe+hyperband, warm start"])
+    with pytest.raises(SystemExit, match="needs --warm-from"):
+        replay.main()
+
+
 def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):
     space, table = _table(replay, schedules=(1, 3))
     clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=48.0, fidelity="restart")
@@ -172,6 +198,8 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
 
     def ours(settings, budget, share, work, name):
         ran.append((name, share))
+        if settings.seed == 2:  # a search stopped with Ctrl-C: no result
+            return {"accuracy": math.nan, "minutes": 1.0, "note": "interrupted"}
         return {"accuracy": 0.8 + 0.01 * settings.seed + (0.05 if share else 0.0), "minutes": budget / 60, "note": "-"}
 
     monkeypatch.setattr(sv, "run_ours", ours)
@@ -187,6 +215,18 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     assert "seed 0 auto                   already in runs.jsonl" in out
     assert "| auto | 2 | 85.50% | 0.71 | 0: 85.0, 1: 86.0 | 30.0 |" in out
     assert "| no search | 2 | 80.50% | 0.71 | 0: 80.0, 1: 81.0 | 30.0 |" in out
+    # a run without a result is not kept: it runs again next time
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "2"])
+    sv.main()
+    sv.main()
+    assert ran[4:] == [("auto-2", sv.SEARCH_SHARE), ("defaults-2", 0.0)] * 2
+    assert len(results.read_text().splitlines()) == 4
+    # another share is another cell for auto, not for no search (which has none)
+    ran.clear()
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "--search-share", "0.25"])
+    sv.main()
+    assert ran == [("auto-0", 0.25)]
+    capsys.readouterr()
     # another budget is another cell: nothing of the 30-minute runs is in its table
     monkeypatch.setattr(sys, "argv", ["search_value.py", "--budget", "2h", "--results", str(results), "--table-only"])
     sv.main()
