@@ -42,6 +42,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from cifar_automl.auto import (  # noqa: E402
     FILL_SHARE,
+    FINISH_SECONDS,
     SEARCH_SHARE,
     parse_duration,
     plan_budget,
@@ -115,7 +116,7 @@ def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdi
     rs = RetrainSettings(study_name="kerastuner", storage=f"sqlite:///{workdir / 'kerastuner.db'}",
                          studies_dir=str(workdir), seed=settings.seed, cache_dir=settings.cache_dir, progress=False)
     everything, ss = load_study_data(study, rs)
-    left = start + plan.total - plan.reserve - time.time()
+    left = start + plan.total - min(plan.reserve, FINISH_SECONDS) - time.time()
     choice = retrain_plan_of(trial, left, retrain_images=len(everything.x_train) + len(everything.x_val),
                              search_train_images=len(splits.x_train), test_images=len(everything.y_test),
                              slack=FILL_SHARE * plan.total, searched_epochs=settings.epochs,

@@ -46,11 +46,15 @@ from .search import (
 )
 from .study import accuracy
 from .training import images_per_epoch, matching_tta, steps_per_epoch
+from .training.evaluate import TTA_VIEWS
 from .training.fit import RESIZE_MIN_EPOCHS
 
 SEARCH_SHARE = 0.5  # of the budget, for the search
 AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
 RESERVE_SHARE = 0.04  # of the budget, kept for loading data, the test evaluation and the report
+# once the retrain's data are loaded, what the reserve still keeps beside the estimated test pass: saving
+# the model, timing its latency, the report (measured at 2 h: about 5 s of them, the report 1.5 s)
+FINISH_SECONDS = 20.0
 TOP_CANDIDATES = 3  # retrain one of this many best trials
 MAX_EPOCH_MULTIPLE = 15  # retrain at most this many times the trial's search epochs
 # Retrain epochs on all the data ran 0.9-1.25x the time the trial's steady search epochs predicted in
@@ -211,7 +215,10 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
     if per_image is None:
         return None
     epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
-    test = per_image * test_images  # inference (with flip TTA) costs about a training pass / 1.5
+    # inference costs about a third of a training step per image, for each test-time view (measured at 2 h:
+    # 76 s with six views against 75 s estimated)
+    augment = ((t.user_attrs.get("config") or {}).get("train") or {}).get("augment", "none")
+    test = per_image * test_images * TTA_VIEWS[matching_tta(augment)] / 3
     affordable = int(max(0.0, seconds - test) // epoch)
     searched = searched_epochs or len(t.user_attrs.get("train_seconds") or []) or 1
     return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
@@ -366,7 +373,8 @@ def run_auto(
                          seed=settings.seed, cache_dir=settings.cache_dir, overwrite=overwrite, progress=progress,
                          mixed_precision=settings.mixed_precision)
     splits, ss = load_study_data(study, rs)
-    left = start + plan.total - plan.reserve - time.time()
+    # the data are loaded: of the reserve, only the end's (the test pass is in the retrain's estimate)
+    left = start + plan.total - min(plan.reserve, FINISH_SECONDS) - time.time()
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
                  test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
     if defaults is not None:

@@ -43,10 +43,10 @@ def test_plan_splits_the_budget():
     assert none.search == 0 and none.retrain == pytest.approx(7200 - 288) and "no search" in none.describe()
 
 
-def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None):
+def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None, augment=None):
     attrs = {"train_seconds": train_seconds}
-    if batch_size:
-        attrs["config"] = {"train": {"batch_size": batch_size}}
+    if batch_size or augment:
+        attrs["config"] = {"train": {k: v for k, v in (("batch_size", batch_size), ("augment", augment)) if v}}
     t = create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
                      params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, user_attrs=attrs)
     t.number = number
@@ -59,10 +59,16 @@ def test_the_best_trial_gets_all_the_epochs_that_fit():
     trials = [_trial(0, 0.80, [14.0, 10.0, 10.0]), _trial(1, 0.70, [2.0, 1.0, 1.0])]
     c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000)
     assert (c.trial, c.epochs) == (0, 10) and c.epoch_seconds == pytest.approx(110)
-    # the test pass is paid for first: 10,000 test images at 0.01 s
+    # the test pass is paid for first: 10,000 test images at a third of 0.01 s per view; one view
+    # (no augmentation, no TTA) leaves 1,117 s, still 10 epochs
     c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000,
                        test_images=10_000)
-    assert c.epochs == 9
+    assert c.epochs == 10 and c.train_seconds == pytest.approx(1150 - 100 / 3)
+    # trained on flips and crops, it is tested on six views (flip + translate TTA): 200 s, 8 epochs
+    trials = [_trial(0, 0.80, [14.0, 10.0, 10.0], augment="altflip_crop2")]
+    c = choose_retrain(trials, seconds=1150, retrain_images=10_000, search_train_images=1_000,
+                       test_images=10_000)
+    assert c.epochs == 8 and c.train_seconds == pytest.approx(950)
 
 
 def test_epoch_times_count_only_the_images_trained_on():

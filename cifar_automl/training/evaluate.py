@@ -26,6 +26,7 @@ from .fit import EVAL_BATCH_SIZE
 
 # test-time augmentation: which views of each test image predictions are averaged over (predict_probs)
 TTA_MODES = ("none", "flip", "flip_translate")
+TTA_VIEWS = {"none": 1, "flip": 2, "flip_translate": 6}  # forward passes over each test image
 
 
 @dataclass
