@@ -13,9 +13,8 @@ CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
 Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
 deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
 ends (with date, commit and CPU; one that was stopped or failed is not), and a run already there is
-not repeated: the grid (3 seeds x 2 data
-sets x 2 budgets x 3 methods, about 45 hours on 2 cores) fills over several sittings, and
-`--table-only` prints what it holds. A space with defaults is needed for (b): `airbench` or `fast`.
+not repeated: the grid (3 seeds x 2 data sets x 2 budgets x 3 methods, about 45 hours on 2 cores)
+fills over several sittings, and `--table-only` prints what it holds. A space with defaults is needed for (b): `airbench` or `fast`.
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from cifar_automl.auto import (  # noqa: E402
     FILL_SHARE,
-    FINISH_SECONDS,
     SEARCH_SHARE,
     parse_duration,
     plan_budget,
@@ -116,7 +114,7 @@ def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdi
     rs = RetrainSettings(study_name="kerastuner", storage=f"sqlite:///{workdir / 'kerastuner.db'}",
                          studies_dir=str(workdir), seed=settings.seed, cache_dir=settings.cache_dir, progress=False)
     everything, ss = load_study_data(study, rs)
-    left = start + plan.total - min(plan.reserve, FINISH_SECONDS) - time.time()
+    left = plan.seconds_left(start)
     choice = retrain_plan_of(trial, left, retrain_images=len(everything.x_train) + len(everything.x_val),
                              search_train_images=len(splits.x_train), test_images=len(everything.y_test),
                              slack=FILL_SHARE * plan.total, searched_epochs=settings.epochs,

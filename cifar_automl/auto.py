@@ -102,6 +102,11 @@ class BudgetPlan:
         return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
                 f"{self.retrain / 60:.0f} min, {self.reserve / 60:.1f} min kept for data, evaluation and report")
 
+    def seconds_left(self, start: float) -> float:
+        """The seconds a retrain and its test pass may take, its data loaded, of a budget begun at `start`
+        (`time.time()`): of the reserve only what the end needs beside the test pass (saving, the report)."""
+        return start + self.total - min(self.reserve, FINISH_SECONDS) - time.time()
+
 
 def plan_budget(total_seconds: float, search_share: float = SEARCH_SHARE) -> BudgetPlan:
     if not 0 <= search_share < 1:
@@ -132,8 +137,13 @@ class RetrainChoice:
         return f"{self.steps / self.steps_per_epoch:.2f} epochs ({self.steps} steps)"
 
 
+def _train_setting(trial: FrozenTrial, name: str) -> object:
+    """A setting of the trial's training config (None when it recorded none)."""
+    return ((trial.user_attrs.get("config") or {}).get("train") or {}).get(name)
+
+
 def _batch_size(trial: FrozenTrial) -> int | None:
-    batch = ((trial.user_attrs.get("config") or {}).get("train") or {}).get("batch_size")
+    batch = _train_setting(trial, "batch_size")
     return int(batch) if batch else None
 
 
@@ -217,8 +227,7 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
     epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
     # inference costs about a third of a training step per image, for each test-time view (measured at 2 h:
     # 76 s with six views against 75 s estimated)
-    augment = ((t.user_attrs.get("config") or {}).get("train") or {}).get("augment", "none")
-    test = per_image * test_images * TTA_VIEWS[matching_tta(augment)] / 3
+    test = per_image * test_images * TTA_VIEWS[matching_tta(_train_setting(t, "augment") or "none")] / 3
     affordable = int(max(0.0, seconds - test) // epoch)
     searched = searched_epochs or len(t.user_attrs.get("train_seconds") or []) or 1
     return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
@@ -373,8 +382,7 @@ def run_auto(
                          seed=settings.seed, cache_dir=settings.cache_dir, overwrite=overwrite, progress=progress,
                          mixed_precision=settings.mixed_precision)
     splits, ss = load_study_data(study, rs)
-    # the data are loaded: of the reserve, only the end's (the test pass is in the retrain's estimate)
-    left = start + plan.total - min(plan.reserve, FINISH_SECONDS) - time.time()
+    left = plan.seconds_left(start)
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
                  test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
     if defaults is not None:

@@ -153,8 +153,8 @@ def fit_within(
     `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. The
     callbacks see the calls of fit as one run (`OneRun`: early stopping keeps its patience and best
     weights across them). Returns the record of all epochs and the schedule trained on (its `epochs` and
-    `steps`; a run a callback stopped early was on it too); the record lists the re-sizes. Schedules shorter than RESIZE_MIN_EPOCHS
-    epochs train as `cfg` says.
+    `steps`; a run a callback stopped early was on it too); the record lists the re-sizes. Schedules
+    shorter than RESIZE_MIN_EPOCHS epochs train as `cfg` says.
     """
     steps = steps_per_epoch(len(x_train), cfg.batch_size)
     options = dict(validation=validation, seed=seed, verbose=verbose, feed=feed)
