@@ -347,6 +347,7 @@ def test_fit_within_follows_steps_that_speed_up_mid_run(monkeypatch):
     assert trained.epochs > 3
 
 
+@TIMED  # on the clock: not beside the speed-up test, whose many short epochs keep a core busy
 def test_fit_within_fills_the_time_it_is_given():
     s = synthetic_splits()
     cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=4, augment="none")
