@@ -260,18 +260,21 @@ class Clock:
 
 
 def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float,
-               fidelity: str = "prefix", warm: Table | None = None) -> Clock:
+               fidelity: str = "prefix", *, defaults: bool = False, warm: Table | None = None) -> Clock:
     """One search through Optuna with the package's sampler and pruner, paying recorded seconds.
 
     `fidelity`: `prefix`, as a search runs today (one schedule over all epochs, pruned at a rung: the
     rung sees a prefix of the full run); `restart`, each rung trains a complete schedule of its own
     length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length.
-    `warm`: another recording of the same grid (another data set): its best configurations are queued
-    first, as `cifar-automl search --warm-start STUDY` queues another study's (`warm_starts`)."""
+    `defaults`: the space's defaults are the first trial, as a new `cifar-automl search` queues them
+    (`warmstart.queue_defaults`). `warm`: another recording of the same grid (another data set): its
+    best configurations are queued next, as `cifar-automl search --warm-start STUDY` queues another
+    study's (`warm_starts`)."""
     import optuna
 
     from cifar_automl.search.objective import PruneAtEpochEnd
     from cifar_automl.search.strategies import PerTrialSeed, make_pruner, make_sampler
+    from cifar_automl.search.warmstart import queue_defaults
 
     clock = Clock(budget)
     chosen = PerTrialSeed(CANDIDATE_SAMPLERS[sampler], seed) if sampler in CANDIDATE_SAMPLERS else (
@@ -280,6 +283,8 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     study = optuna.create_study(study_name=f"replay-{seed}", direction="maximize", sampler=chosen,
                                 pruner=make_pruner(pruner, table.epochs))
     rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
+    if defaults:
+        queue_defaults(study, space)
     for params in warm_starts(warm) if warm is not None else ():
         study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
 
@@ -416,30 +421,57 @@ CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
     "gp": lambda seed: __import__("optuna").samplers.GPSampler(seed=seed),
 }
 
-# method name -> how it runs: ("kerastuner", tuner) or ("optuna", sampler, pruner)
-METHODS: dict[str, tuple[str, ...]] = {
-    "kerastuner-hyperband": ("kerastuner", "hyperband"),
-    "kerastuner-bayes": ("kerastuner", "bayes"),
-    "random": ("optuna", "random", "none"),
-    "random+hyperband": ("optuna", "random", "hyperband"),
-    "tpe": ("optuna", "tpe", "none"),
-    "tpe+hyperband": ("optuna", "tpe", "hyperband"),
-    "tpe+asha": ("optuna", "tpe", "asha"),
-    "tpe5+hyperband": ("optuna", "tpe5", "hyperband"),
-    "gp": ("optuna", "gp", "none"),
-    "gp+hyperband": ("optuna", "gp", "hyperband"),
-    "tpe+hyperband, rung schedules": ("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
-    "tpe+hyperband, warm start": ("optuna", "tpe", "hyperband", "prefix", "warm"),  # needs --warm-from
+@dataclass(frozen=True)
+class Method:
+    """How a replayed method runs: KerasTuner's tuner `search`, or Optuna's sampler `search` with
+    `pruner`; `fidelity` as in `run_optuna`; `defaults`: the space's defaults first; `warm`: the best
+    configurations of the `--warm-from` recording queued first."""
+
+    kind: str  # "kerastuner" or "optuna"
+    search: str
+    pruner: str = "none"
+    fidelity: str = "prefix"
+    defaults: bool = False
+    warm: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "kerastuner-hyperband": Method("kerastuner", "hyperband"),
+    "kerastuner-bayes": Method("kerastuner", "bayes"),
+    "random": Method("optuna", "random"),
+    "random+hyperband": Method("optuna", "random", "hyperband"),
+    "tpe": Method("optuna", "tpe"),
+    "tpe+hyperband": Method("optuna", "tpe", "hyperband"),
+    "tpe+asha": Method("optuna", "tpe", "asha"),
+    "tpe5+hyperband": Method("optuna", "tpe5", "hyperband"),
+    "gp": Method("optuna", "gp"),
+    "gp+hyperband": Method("optuna", "gp", "hyperband"),
+    "tpe+hyperband, rung schedules": Method("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
+    "tpe+hyperband, defaults first": Method("optuna", "tpe", "hyperband", defaults=True),
+    "tpe+hyperband, warm start": Method("optuna", "tpe", "hyperband", warm=True),  # needs --warm-from
+    "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
 }
 REFERENCE = "kerastuner-hyperband"
+BASELINE = "tpe+hyperband"  # Optuna's TPE with its Hyperband pruner, without the space's defaults
+DEFAULTS_CHOSEN_ON = DATA / "replay.json.gz"  # the recording the residual space's defaults were chosen on
 
 
-def default_method() -> str:
-    """The method `cifar-automl search` runs with its defaults."""
+def default_method(space) -> str:
+    """The method `cifar-automl search` runs with its defaults on `space` (a space with defaults runs
+    them first)."""
     from cifar_automl.search import SearchSettings
 
     s = SearchSettings()
-    return s.sampler if s.pruner == "none" else f"{s.sampler}+{s.pruner}"
+    name = s.sampler if s.pruner == "none" else f"{s.sampler}+{s.pruner}"
+    return f"{name}, defaults first" if space.default_params() else name
+
+
+def run_method(method: Method, table: Table, space, seed: int, budget: float, workdir: Path,
+               warm: Table | None) -> Clock:
+    if method.kind == "kerastuner":
+        return run_kerastuner(table, space, method.search, seed, budget, workdir)
+    return run_optuna(table, space, method.search, method.pruner, seed, budget, method.fidelity,
+                      defaults=method.defaults, warm=warm if method.warm else None)
 
 
 def replay(args: argparse.Namespace) -> None:
@@ -453,22 +485,22 @@ def replay(args: argparse.Namespace) -> None:
     if not path.exists():
         raise SystemExit(f"error: no recording at {path}: run python benchmarks/replay.py --record first")
     table = Table.load(path)
-    default = default_method()
+    default = default_method(space)
     warm = Table.load(args.warm_from) if args.warm_from else None
     if warm is not None and warm.grid != table.grid:
         raise SystemExit(f"error: {args.warm_from} records another grid than {path}")
     methods = args.methods or [m for m, how in METHODS.items()
-                               if (how[3:4] != ("restart",) or table.schedules) and (how[4:] != ("warm",) or warm)]
-    if warm is None and any(METHODS[m][4:] == ("warm",) for m in methods):
+                               if (how.fidelity != "restart" or table.schedules) and (not how.warm or warm)]
+    if warm is None and any(METHODS[m].warm for m in methods):
         raise SystemExit("error: a warm-started method needs --warm-from: a recording of the grid on other data")
     if importlib.util.find_spec("torch") is None:  # Optuna's GPSampler needs PyTorch
-        skipped = [m for m in methods if METHODS[m][1:2] == ("gp",)]
+        skipped = [m for m in methods if METHODS[m].search == "gp"]
         methods = [m for m in methods if m not in skipped]
         if skipped:
             print(f"skipped (Optuna's GPSampler needs PyTorch): {', '.join(skipped)}")
-    for name in (REFERENCE, default):
+    for i, name in enumerate(dict.fromkeys((REFERENCE, default, BASELINE))):
         if name not in methods:
-            methods.insert(0 if name == REFERENCE else 1, name)
+            methods.insert(i, name)
     m = table.meta
     print(f"recording: {len(table.configs)} configurations of '{m['space']}', {m['epochs']} epochs, "
           f"{m['data']['n_train']} train / {m['data']['n_val']} val images of {m['data']['source']}; "
@@ -486,19 +518,16 @@ def replay(args: argparse.Namespace) -> None:
             budgets.append(budget)
             ref.budget = budget
             for name in methods:
-                kind, *how = METHODS[name]
                 start = time.time()
-                clock = ref if name == REFERENCE else (
-                    run_kerastuner(table, space, how[0], seed, budget, Path(tmp)) if kind == "kerastuner"
-                    else run_optuna(table, space, *how[:2], seed, budget, *how[2:3],
-                                    warm=warm if how[3:] == ["warm"] else None))
+                clock = ref if name == REFERENCE else run_method(METHODS[name], table, space, seed, budget,
+                                                                 Path(tmp), warm)
                 hit = clock.time_to(target)
                 reached[name] += hit is not None
                 times[name].append(hit if hit is not None else budget)
                 bests[name].append(clock.best())
                 trials[name].append(clock.trials)
                 if args.verbose:
-                    print(f"  seed {seed:2d} {name:22s} best {clock.best():.4f} target {target:.4f} "
+                    print(f"  seed {seed:2d} {name:38s} best {clock.best():.4f} target {target:.4f} "
                           f"{'at %6.0f s' % hit if hit is not None else 'not reached'} of {budget:.0f} s "
                           f"({clock.trials} trials, {time.time() - start:.1f} s to replay)", flush=True)
     n = args.seeds
@@ -507,18 +536,25 @@ def replay(args: argparse.Namespace) -> None:
           f"the target counts the budget as its time, so a method's speed-up is an upper bound where it "
           f"missed\n")
     header = ("method", "reached", "median min to target", f"speed-up vs {REFERENCE}",
-              f"speed-up vs {default}", "best val acc (mean)", "trials (median)")
+              f"speed-up vs {BASELINE}", "best val acc (mean)", "trials (median)")
+    # on the recording the defaults were chosen on, a method that starts from them is scored in-sample
+    in_sample = path.resolve() == DEFAULTS_CHOSEN_ON.resolve()
     rows = []
     for name in methods:
         up = _geomean([r / t for r, t in zip(times[REFERENCE], times[name])])
-        up_default = _geomean([d / t for d, t in zip(times[default], times[name])])
-        rows.append((name + (" (default)" if name == default else ""), f"{reached[name]}/{n}",
-                     f"{statistics.median(times[name]) / 60:.1f}", f"{up:.2f}x", f"{up_default:.2f}x",
+        up_base = _geomean([d / t for d, t in zip(times[BASELINE], times[name])])
+        label = name + (" (default)" if name == default else "") + (" *" if in_sample and METHODS[name].defaults else "")
+        rows.append((label, f"{reached[name]}/{n}",
+                     f"{statistics.median(times[name]) / 60:.1f}", f"{up:.2f}x", f"{up_base:.2f}x",
                      f"{statistics.mean(bests[name]):.4f}", f"{statistics.median(trials[name]):.0f}"))
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if in_sample and any(METHODS[name].defaults for name in methods):
+        print("\n* starts from the space's defaults, which were chosen on this recording (in-sample): "
+              "replay the Fashion-MNIST recording (--table data/replay-fashion_mnist.json.gz) for an "
+              "out-of-sample figure")
     if args.pareto:
         replay_pareto(args, table, space)
     speedup = _geomean([r / t for r, t in zip(times[REFERENCE], times[default])])

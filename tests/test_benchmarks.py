@@ -79,15 +79,36 @@ def test_the_replay_command_runs_the_warm_started_method_from_another_recording(
     monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--warm-from", str(path),
                                       "--methods", "tpe+hyperband, warm start", "--verbose"])
     replay.main()
-    warm = next(line for line in capsys.readouterr().out.splitlines() if "warm start best" in line)
-    assert f"best {table.best:.4f}" in warm, warm
     import re
+
+    warm = next(line for line in capsys.readouterr().out.splitlines() if re.search(r"warm start +best", line))
+    assert f"best {table.best:.4f}" in warm, warm
 
     assert int(re.search(r"at +(\d+) s of", warm).group(1)) <= 10, warm  # within the first trial's 10 s
     monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path),
                                       "--methods", "tpe+hyperband, warm start"])
     with pytest.raises(SystemExit, match="needs --warm-from"):
         replay.main()
+
+
+def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
+    from cifar_automl.search import load_space
+
+    space, _ = _table(replay)
+    residual = load_space("residual").default_params()
+    assert space.default_params() == {name: residual[name] for name in replay.grid_of(space)}
+    assert replay.default_method(space).endswith(", defaults first")
+    assert replay.default_method(space) in replay.METHODS
+
+
+def test_defaults_first_runs_the_spaces_defaults_then_the_warm_starts(replay):
+    space, table = _table(replay)
+    _, other = _table(replay, best_first=True)
+    clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=30.0, defaults=True, warm=other)
+    finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]
+    assert clock.trials == 3
+    assert finals[0] == pytest.approx(table[space.default_params()].val_accuracy[-1])
+    assert finals[1:] == pytest.approx([0.2, 0.201])  # then the other recording's best, in its order
 
 
 def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):
