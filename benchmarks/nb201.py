@@ -49,6 +49,7 @@ METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe-mv-5": _tpe(multivariate=True, n_startup_trials=5),
     "tpe-mv-3": _tpe(multivariate=True, n_startup_trials=3),
     "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    "tpe-local": lambda seed: make_sampler("tpe-local", seed),  # half the trials: moves from the incumbent
     "default": lambda seed: make_sampler(SearchSettings().sampler, seed),
 }
 

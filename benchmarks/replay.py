@@ -450,6 +450,8 @@ METHODS: dict[str, Method] = {
     "tpe+hyperband, defaults first": Method("optuna", "tpe", "hyperband", defaults=True),
     "tpe+hyperband, warm start": Method("optuna", "tpe", "hyperband", warm=True),  # needs --warm-from
     "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
+    "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
+    "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
 }
 REFERENCE = "kerastuner-hyperband"
 BASELINE = "tpe+hyperband"  # Optuna's TPE with its Hyperband pruner, without the space's defaults

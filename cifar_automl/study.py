@@ -35,6 +35,9 @@ DUPLICATE = "duplicate: the same configuration was queued by another command"
 # study attribute of a replay recording (benchmarks/replay.py --record): every configuration of a grid,
 # trained to the end in a random order, so the report can draw what random search would have found
 RECORDING = "replay_recording"
+# trial system attribute of a one-parameter move from the incumbent (`--sampler tpe-local`,
+# search.local): {"from": the incumbent's number, "param": the parameter moved}
+LOCAL_MOVE = "local_move"
 IDENTITY_FLAGS = {"space": "--space", "space_fingerprint": "--space", "epochs": "--epochs", "seed": "--seed",
                   "data_fingerprint": "--dataset/--data-dir/--subset/--val-fraction"}
 

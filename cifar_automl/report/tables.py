@@ -13,20 +13,32 @@ import optuna
 import pandas as pd
 
 from ..results import retrain_summaries
-from ..study import DUPLICATE, SURPLUS, accuracy, curve
+from ..study import DUPLICATE, LOCAL_MOVE, SURPLUS, accuracy, curve
 from .format import readable
 
 LEADERBOARD_COLUMNS = [
     "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
     "base_filters", "width_growth", "kernel_size", "activation", "dropout", "optimizer",
     "learning_rate", "batch_size", "augment", "epochs_run", "params", "mflops", "epoch_seconds",
-    "minutes",
+    "minutes", "origin",
 ]
 TERMINAL_COLUMNS = [
     "number", "state", "val_accuracy", "test_accuracy", "block", "stages", "blocks_per_stage",
     "base_filters", "kernel_size", "optimizer", "learning_rate", "batch_size", "augment", "epochs_run",
     "params", "minutes",
 ]
+
+
+def origin(trial: optuna.trial.FrozenTrial) -> str | None:
+    """Where a trial's configuration came from, when not from the sampler's model: a queued warm start
+    (the space's defaults, a preset, another study's trial), the retry of an interrupted trial, or a
+    one-parameter move from an earlier incumbent (`--sampler tpe-local`: "learning_rate of #12")."""
+    if trial.user_attrs.get("warm_start"):
+        return trial.user_attrs["warm_start"]
+    if trial.user_attrs.get("retry_of") is not None:
+        return f"retry of #{trial.user_attrs['retry_of']}"
+    move = trial.system_attrs.get(LOCAL_MOVE)
+    return f"{move['param']} of #{move['from']}" if move else None
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -56,6 +68,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "fail_reason": ua.get("fail_reason"),
             "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
             "warm_start": ua.get("warm_start"),
+            "origin": origin(t),
             "baseline": ua.get("baseline"),
             "test_accuracy": retrained.get(t.number, {}).get("accuracy", ua.get("test_accuracy")),
             "datetime_start": t.datetime_start,

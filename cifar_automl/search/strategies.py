@@ -19,6 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
+from .local import IncumbentMoves
 from .moasha import ParetoSuccessiveHalving
 from .objectives import Goal
 
@@ -29,6 +30,15 @@ def _tpe(seed: int) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+def _tpe_local(seed: int) -> optuna.samplers.BaseSampler:
+    # half the trials refine the incumbent by one parameter (`local`); the moves' parameters, and those
+    # a move brings in, are sampled independently, which TPE would otherwise warn of
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        tpe = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, warn_independent_sampling=False)
+    return IncumbentMoves(tpe, seed)
 
 
 def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
@@ -52,6 +62,7 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
 # TPE and NSGA-II read the trials' constraints (Trial.set_constraint: --max-latency, --max-params)
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe,
+    "tpe-local": _tpe_local,
     "nsga2": _nsga2,
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": _cmaes,

@@ -146,3 +146,25 @@ def test_the_headline_compares_the_winner_with_the_best_baseline():
 ])
 def test_numbers_read_at_a_glance(column, value, text):
     assert fmt.cell(column, value) == text
+
+
+def test_a_trials_origin_is_its_warm_start_its_retry_or_its_move_from_the_incumbent():
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from cifar_automl.study import LOCAL_MOVE
+
+    dist = {"learning_rate": FloatDistribution(1e-4, 1e-1, log=True)}
+
+    def trial(user_attrs=None, system_attrs=None):
+        return create_trial(params={"learning_rate": 1e-3}, distributions=dist, value=0.5,
+                            user_attrs=user_attrs or {}, system_attrs=system_attrs or {})
+
+    study = optuna.create_study(direction="maximize")
+    for t in (trial({"warm_start": "space defaults"}), trial(), trial({"retry_of": 1}),
+              trial(system_attrs={LOCAL_MOVE: {"from": 0, "param": "learning_rate"}})):
+        study.add_trial(t)
+    frame = tables.trials_frame(study)
+    assert list(frame["origin"].fillna("model")) == ["space defaults", "model", "retry of #1", "learning_rate of #0"]
+    assert "origin" in tables.leaderboard(frame).columns

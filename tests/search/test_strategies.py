@@ -6,12 +6,14 @@ import pytest
 from optuna.trial import TrialState
 
 from cifar_automl.search import PRUNERS, SAMPLERS
+from cifar_automl.search.local import IncumbentMoves
 from cifar_automl.search.space import parse_space
 from cifar_automl.search.strategies import make_sampler, trial_seed
 
 from .common import run, settings
 
-SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "tpe-local": IncumbentMoves,
+                   "random": optuna.samplers.RandomSampler,
                    "nsga2": optuna.samplers.NSGAIISampler,
                    "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
 PRUNER_CLASSES = {"hyperband": optuna.pruners.HyperbandPruner, "asha": optuna.pruners.SuccessiveHalvingPruner,

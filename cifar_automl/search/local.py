@@ -1,0 +1,142 @@
+"""Local moves from the incumbent beside a model-based sampler (`--sampler tpe-local`).
+
+TPE models where good configurations lie, but on a budget of a few dozen trials it mostly samples
+broadly: the best trial so far is rarely refined. `IncumbentMoves` makes a share of the trials
+(`LOCAL_SHARE`) a one-parameter move from the study's best complete trial, the incumbent: one of its
+parameters takes another value (another choice; for a number, a Gaussian step of `STEP` of its
+range, on a log scale where the distribution is log, on the distribution's step grid), the others
+stay. The rest of the trials are the base sampler's. This is the local half of PriorBand's mix of
+prior, incumbent and model; the prior half is the space's defaults, queued as a new study's first
+trial (`warmstart.queue_defaults`).
+
+The incumbent is read from the whole study: Optuna's Hyperband pruner shows a sampler only the trials
+of the trial's bracket, which would make each bracket refine its own best. A move never proposes a
+configuration the study already holds. Trials that were queued (defaults, warm starts, retries) run
+their own parameters, and with several objectives there is no single incumbent: the base sampler
+decides those. A move is recorded in the trial's system attribute `local_move` ({"from": number,
+"param": name}), which the report shows as the trial's origin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from ..study import LOCAL_MOVE
+
+LOCAL_SHARE = 0.5  # share of the trials that are moves from the incumbent
+STEP = 0.1  # a numeric move's standard deviation, as a share of the parameter's (log) range
+_TRIES = 20  # draws before a move gives up on finding a configuration not yet held
+
+
+class IncumbentMoves(optuna.samplers.BaseSampler):
+    """`base`'s trials, and with probability `share` a one-parameter move from the incumbent."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler, seed: int | None = None,
+                 share: float = LOCAL_SHARE, step: float = STEP) -> None:
+        self._base, self._share, self._step = base, share, step
+        self._rng = np.random.RandomState(seed)
+        self._moves: dict[int, dict[str, Any]] = {}  # trial id -> the move's parameters
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+        move = self._move(study, trial)
+        if move is not None:
+            params, source, name = move
+            self._moves[trial._trial_id] = params
+            study._storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE, {"from": source, "param": name})
+
+    def _move(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict[str, Any], int, str] | None:
+        if len(study.directions) > 1 or "fixed_params" in trial.system_attrs:
+            return None
+        if self._rng.random_sample() >= self._share:
+            return None
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)  # every bracket's
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                and not math.isnan(t.value)]
+        if not done:
+            return None
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        incumbent = (max if maximize else min)(done, key=lambda t: t.value)
+        movable = [name for name, d in incumbent.distributions.items() if not d.single()]
+        if not movable:
+            return None
+        held = [t.params for t in trials if t.params]
+        for _ in range(_TRIES):
+            name = movable[self._rng.randint(len(movable))]
+            value = self._neighbour(incumbent.distributions[name], incumbent.params[name])
+            if value is None:
+                continue
+            params = {**incumbent.params, name: value}
+            if not any(_holds(p, params) for p in held):
+                return params, incumbent.number, name
+        return None
+
+    def _neighbour(self, dist: BaseDistribution, value: Any) -> Any:
+        """Another value of `dist` near `value` (None when a draw lands back on it)."""
+        if isinstance(dist, CategoricalDistribution):
+            others = [c for c in dist.choices if c != value]
+            return others[self._rng.randint(len(others))]
+        if isinstance(dist, (IntDistribution, FloatDistribution)):
+            lo, hi, x = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                lo, hi, x = math.log(lo), math.log(hi), math.log(x)
+            x = x + self._rng.normal(0.0, self._step * (hi - lo))
+            x = math.exp(x) if dist.log else x
+            grid = dist.step or (1 if isinstance(dist, IntDistribution) else None)
+            if grid:  # back onto the distribution's grid
+                x = dist.low + round((x - dist.low) / grid) * grid
+            x = min(max(x, dist.low), dist.high)  # inside its bounds (after exp: no rounding past them)
+            x = int(round(x)) if isinstance(dist, IntDistribution) else float(x)
+            return None if math.isclose(x, value, rel_tol=1e-9, abs_tol=1e-12) else x
+        return None
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if trial._trial_id in self._moves:
+            return {}
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if trial._trial_id in self._moves:
+            return {}
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        move = self._moves.get(trial._trial_id, {})
+        if param_name in move and _contains(param_distribution, move[param_name]):
+            return move[param_name]
+        # a parameter the move brought in (a block's option, the momentum of sgd): the base sampler's
+        return self._base.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._moves.pop(trial._trial_id, None)
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self._base.reseed_rng()
+
+
+def _holds(held: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether a trial with parameters `held` ran the configuration `params` (a trial cut short before
+    it sampled all of them counts when it agrees on those it sampled)."""
+    return all(params.get(k) == v for k, v in held.items())
+
+
+def _contains(dist: BaseDistribution, value: Any) -> bool:
+    try:
+        return dist._contains(dist.to_internal_repr(value))
+    except (ValueError, TypeError):  # a value of another distribution under the same name
+        return False

@@ -1,0 +1,143 @@
+"""Moves from the incumbent (`--sampler tpe-local`): a move changes one parameter of the best complete
+trial of the whole study, stays on the distribution's grid, never repeats a configuration, and leaves
+queued trials and several objectives to the base sampler."""
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState, create_trial
+
+from cifar_automl.search.local import IncumbentMoves
+from cifar_automl.search.strategies import make_sampler
+from cifar_automl.study import LOCAL_MOVE
+
+DISTS = {
+    "width": CategoricalDistribution([8, 16, 32]),
+    "depth": IntDistribution(1, 6),
+    "lr": FloatDistribution(1e-4, 1e-1, log=True),
+    "dropout": FloatDistribution(0.0, 0.5, step=0.05),
+}
+
+
+def _space(trial):
+    return {"width": trial.suggest_categorical("width", [8, 16, 32]), "depth": trial.suggest_int("depth", 1, 6),
+            "lr": trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.05)}
+
+
+def _study(sampler, values, pruner=None, directions=("maximize",)):
+    study = optuna.create_study(sampler=sampler, pruner=pruner, directions=list(directions))
+    for i, value in enumerate(values):
+        params = {"width": [8, 16, 32][i % 3], "depth": 1 + i % 6, "lr": 10 ** (-1 - i % 3), "dropout": 0.05 * (i % 4)}
+        study.add_trial(create_trial(params=params, distributions=DISTS, value=value if len(directions) == 1 else None,
+                                     values=None if len(directions) == 1 else [value, i]))
+    return study
+
+
+def _moves(study, n):
+    """Ask `n` trials; return (params, move) of each."""
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        params = _space(trial)
+        out.append((params, study._storage.get_trial(trial._trial_id).system_attrs.get(LOCAL_MOVE)))
+        study.tell(trial, state=TrialState.FAIL)  # no new incumbent: every move starts from the same one
+    return out
+
+
+def test_a_move_changes_one_parameter_of_the_best_complete_trial():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=0), seed=0, share=1.0), [0.3, 0.9, 0.5, 0.1])
+    best = study.trials[1].params
+    for params, move in _moves(study, 20):
+        assert move is not None and move["from"] == 1
+        changed = [k for k in params if params[k] != best[k]]
+        assert changed == [move["param"]], (params, best, move)
+
+
+def test_numbers_move_on_their_grid_and_inside_their_bounds():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=1), seed=1, share=1.0), [0.9])
+    seen = {"depth": set(), "dropout": set(), "lr": set()}
+    for params, move in _moves(study, 60):
+        if move and move["param"] in seen:  # (no move once the incumbent's near neighbours are all held)
+            seen[move["param"]].add(params[move["param"]])
+    assert seen["depth"] and all(isinstance(d, int) and 1 <= d <= 6 for d in seen["depth"])
+    assert seen["dropout"] and all(0.0 <= d <= 0.5 and math.isclose(d / 0.05, round(d / 0.05)) for d in seen["dropout"])
+    assert seen["lr"] and all(1e-4 <= x <= 1e-1 for x in seen["lr"])
+    # a step of a tenth of the log range: the moved rates stay within a few steps of the incumbent's 0.1
+    assert max(abs(math.log10(x) - math.log10(0.1)) for x in seen["lr"]) < 1.5
+
+
+def test_a_move_never_proposes_a_configuration_the_study_holds():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=2), seed=2, share=1.0), [0.9])
+    incumbent = study.trials[0].params
+    for width in (16, 32):  # every other width of the incumbent is held already
+        study.add_trial(create_trial(params={**incumbent, "width": width}, distributions=DISTS, value=0.1))
+    moves = [(params, move) for params, move in _moves(study, 30) if move]
+    assert len(moves) >= 10
+    for params, move in moves:
+        assert move["param"] != "width" and params["width"] == incumbent["width"]
+    configs = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configs)) == len(configs)
+
+
+def test_the_share_of_moves_and_the_base_samplers_trials():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=3), seed=3, share=0.5), [0.9, 0.2])
+    moves = [move for _, move in _moves(study, 200)]
+    assert 70 <= sum(m is not None for m in moves) <= 130
+
+
+def test_no_move_before_a_complete_trial_for_queued_trials_or_with_several_objectives():
+    sampler = IncumbentMoves(optuna.samplers.RandomSampler(seed=4), seed=4, share=1.0)
+    assert all(move is None for _, move in _moves(_study(sampler, []), 5))  # nothing to move from
+    study = _study(sampler, [0.9])
+    study.enqueue_trial({"width": 8, "depth": 6, "lr": 0.01, "dropout": 0.5})
+    params, move = _moves(study, 1)[0]
+    assert move is None and params == {"width": 8, "depth": 6, "lr": 0.01, "dropout": 0.5}
+    multi = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=4), seed=4, share=1.0), [0.9, 0.5],
+                   directions=("maximize", "minimize"))
+    assert all(move is None for _, move in _moves(multi, 5))
+
+
+def test_the_incumbent_is_the_whole_studys_best_under_hyperband():
+    """Optuna's Hyperband pruner shows a sampler one bracket's trials; the incumbent is still the best of
+    all of them."""
+    study = _study(make_sampler("tpe-local", 0), [0.2, 0.95, 0.4, 0.3, 0.1, 0.5],
+                   pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3))
+    froms = {move["from"] for _, move in _moves(study, 40) if move}
+    assert froms == {1}
+
+
+def test_a_move_that_brings_in_a_conditional_parameter_samples_it_from_the_base_sampler():
+    sampler = IncumbentMoves(optuna.samplers.RandomSampler(seed=5), seed=5, share=1.0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    dists = {"optimizer": CategoricalDistribution(["adam", "sgd"])}
+    study.add_trial(create_trial(params={"optimizer": "adam"}, distributions=dists, value=0.9))
+    trial = study.ask()
+    optimizer = trial.suggest_categorical("optimizer", ["adam", "sgd"])
+    momentum = trial.suggest_float("momentum", 0.8, 0.95) if optimizer == "sgd" else None
+    assert optimizer == "sgd" and 0.8 <= momentum <= 0.95  # the only move; momentum is new
+
+
+def test_tpe_local_is_registered_and_seeded_per_trial():
+    a, b = make_sampler("tpe-local", 7), make_sampler("tpe-local", 7)
+    draws = []
+    for sampler in (a, b):
+        study = _study(sampler, [0.5, 0.7, 0.6])
+        draws.append([p for p, _ in _moves(study, 6)])
+    assert draws[0] == draws[1]
+    assert isinstance(a._sampler, IncumbentMoves)
+
+
+@pytest.mark.parametrize("share", [0.0])
+def test_with_no_share_it_is_the_base_sampler(share):
+    sampler = IncumbentMoves(optuna.samplers.RandomSampler(seed=6), seed=6, share=share)
+    base = optuna.samplers.RandomSampler(seed=6)
+    ours = [p for p, _ in _moves(_study(sampler, [0.9]), 5)]
+    theirs = [p for p, _ in _moves(_study(base, [0.9]), 5)]
+    assert ours == theirs
