@@ -28,8 +28,9 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cifar_automl.search.local import IncumbentMoves  # noqa: E402
 from cifar_automl.search.settings import SearchSettings  # noqa: E402
-from cifar_automl.search.strategies import make_sampler  # noqa: E402
+from cifar_automl.search.strategies import PerTrialSeed, make_sampler  # noqa: E402
 
 TARGET = 91.21  # random search's best after 200 trials, median over seeds (Optuna 5.0; checked below)
 
@@ -42,6 +43,13 @@ def _tpe(**kwargs) -> Callable[[int], optuna.samplers.BaseSampler]:
     return make
 
 
+def _local(share: float) -> Callable[[int], optuna.samplers.BaseSampler]:
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        return PerTrialSeed(lambda s: IncumbentMoves(_tpe(multivariate=True, group=True,
+                                                          warn_independent_sampling=False)(s), s, share=share), seed)
+    return make
+
+
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": _tpe(),  # Optuna's defaults: independent TPE, 10 random start-up trials
@@ -50,6 +58,8 @@ METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe-mv-3": _tpe(multivariate=True, n_startup_trials=3),
     "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
     "tpe-local": lambda seed: make_sampler("tpe-local", seed),  # half the trials: moves from the incumbent
+    # the share of moves tried beside the default's half
+    **{f"tpe-local-{round(100 * share)}": _local(share) for share in (0.3, 0.65, 0.8, 1.0)},
     "default": lambda seed: make_sampler(SearchSettings().sampler, seed),
 }
 

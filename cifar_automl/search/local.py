@@ -9,7 +9,7 @@ stay. The rest of the trials are the base sampler's. This is the local half of P
 prior, incumbent and model; the prior half is the space's defaults, queued as a new study's first
 trial (`warmstart.queue_defaults`).
 
-The incumbent is read from the whole study: Optuna's Hyperband pruner shows a sampler only the trials
+The incumbent is the best complete trial that keeps the search's limits, read from the whole study: Optuna's Hyperband pruner shows a sampler only the trials
 of the trial's bracket, which would make each bracket refine its own best. A move never proposes a
 configuration the study already holds. Trials that were queued (defaults, warm starts, retries) run
 their own parameters, and with several objectives there is no single incumbent: the base sampler
@@ -30,6 +30,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.samplers._base import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from ..study import LOCAL_MOVE
@@ -63,7 +64,7 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
             return None
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)  # every bracket's
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-                and not math.isnan(t.value)]
+                and not math.isnan(t.value) and _feasible(t)]
         if not done:
             return None
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -140,3 +141,8 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
         return dist._contains(dist.to_internal_repr(value))
     except (ValueError, TypeError):  # a value of another distribution under the same name
         return False
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    """Whether a trial keeps every limit it was given (`Trial.set_constraint`: a value <= 0 keeps it)."""
+    return all(c <= 0 for c in trial.system_attrs.get(_CONSTRAINTS_KEY, ()))

@@ -141,3 +141,12 @@ def test_with_no_share_it_is_the_base_sampler(share):
     ours = [p for p, _ in _moves(_study(sampler, [0.9]), 5)]
     theirs = [p for p, _ in _moves(_study(base, [0.9]), 5)]
     assert ours == theirs
+
+
+def test_the_incumbent_keeps_the_searchs_limits():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=8), seed=8, share=1.0), [0.5])
+    over = create_trial(params={"width": 32, "depth": 6, "lr": 0.01, "dropout": 0.5}, distributions=DISTS,
+                        value=0.99, system_attrs={"constraints": [12.0]})  # better, but over a limit
+    study.add_trial(over)
+    froms = {move["from"] for _, move in _moves(study, 10) if move}
+    assert froms == {0}
