@@ -45,8 +45,7 @@ def _tpe(**kwargs) -> Callable[[int], optuna.samplers.BaseSampler]:
 
 def _local(share: float) -> Callable[[int], optuna.samplers.BaseSampler]:
     def make(seed: int) -> optuna.samplers.BaseSampler:
-        return PerTrialSeed(lambda s: IncumbentMoves(_tpe(multivariate=True, group=True,
-                                                          warn_independent_sampling=False)(s), s, share=share), seed)
+        return PerTrialSeed(lambda s: IncumbentMoves(_tpe(multivariate=True, group=True)(s), s, share=share), seed)
     return make
 
 

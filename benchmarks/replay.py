@@ -260,16 +260,18 @@ class Clock:
 
 
 def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float,
-               fidelity: str = "prefix", *, defaults: bool = False, warm: Table | None = None) -> Clock:
+               fidelity: str = "prefix", *, defaults: bool = False, warm: Table | None = None,
+               warm_first: bool = True) -> Clock:
     """One search through Optuna with the package's sampler and pruner, paying recorded seconds.
 
     `fidelity`: `prefix`, as a search runs today (one schedule over all epochs, pruned at a rung: the
     rung sees a prefix of the full run); `restart`, each rung trains a complete schedule of its own
     length (the table's `--schedules` runs) and a promoted trial starts again at the next rung's length.
-    `defaults`: the space's defaults are the first trial, as a new `cifar-automl search` queues them
+    `defaults`: the space's defaults are queued, as a new `cifar-automl search` queues them
     (`warmstart.queue_defaults`). `warm`: another recording of the same grid (another data set): its
-    best configurations are queued next, as `cifar-automl search --warm-start STUDY` queues another
-    study's (`warm_starts`)."""
+    best configurations are queued, as `cifar-automl search --warm-start STUDY` queues another study's
+    (`warm_starts`): before the defaults, as the package does (`warmstart.queue_first`), or after
+    them (`warm_first=False`)."""
     import optuna
 
     from cifar_automl.search.objective import PruneAtEpochEnd
@@ -283,10 +285,16 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     study = optuna.create_study(study_name=f"replay-{seed}", direction="maximize", sampler=chosen,
                                 pruner=make_pruner(pruner, table.epochs))
     rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
+    def queue_warm() -> None:
+        for params in warm_starts(warm) if warm is not None else ():
+            study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
+
+    if warm_first:
+        queue_warm()
     if defaults:
         queue_defaults(study, space)
-    for params in warm_starts(warm) if warm is not None else ():
-        study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
+    if not warm_first:
+        queue_warm()
 
     def prefix(trial: optuna.Trial, run: Recorded) -> float:
         prune = PruneAtEpochEnd(trial, table.epochs)  # the search's own: reports, and prunes at a rung
@@ -424,8 +432,8 @@ CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
 @dataclass(frozen=True)
 class Method:
     """How a replayed method runs: KerasTuner's tuner `search`, or Optuna's sampler `search` with
-    `pruner`; `fidelity` as in `run_optuna`; `defaults`: the space's defaults first; `warm`: the best
-    configurations of the `--warm-from` recording queued first."""
+    `pruner`; `fidelity` as in `run_optuna`; `defaults`: the space's defaults queued; `warm`: the best
+    configurations of the `--warm-from` recording queued, before the defaults unless not `warm_first`."""
 
     kind: str  # "kerastuner" or "optuna"
     search: str
@@ -433,6 +441,7 @@ class Method:
     fidelity: str = "prefix"
     defaults: bool = False
     warm: bool = False
+    warm_first: bool = True
 
 
 METHODS: dict[str, Method] = {
@@ -449,9 +458,14 @@ METHODS: dict[str, Method] = {
     "tpe+hyperband, rung schedules": Method("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
     "tpe+hyperband, defaults first": Method("optuna", "tpe", "hyperband", defaults=True),
     "tpe+hyperband, warm start": Method("optuna", "tpe", "hyperband", warm=True),  # needs --warm-from
-    "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
+    "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True,
+                                                   warm_first=False),
+    "tpe+hyperband, warm start + defaults": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
     "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
+    # the default with `--warm-start OTHER_STUDY`: the other study's best, then the space's defaults
+    "tpe-local+hyperband, warm start + defaults": Method("optuna", "tpe-local", "hyperband", defaults=True,
+                                                         warm=True),
 }
 REFERENCE = "kerastuner-hyperband"
 BASELINE = "tpe+hyperband"  # Optuna's TPE with its Hyperband pruner, without the space's defaults
@@ -473,7 +487,7 @@ def run_method(method: Method, table: Table, space, seed: int, budget: float, wo
     if method.kind == "kerastuner":
         return run_kerastuner(table, space, method.search, seed, budget, workdir)
     return run_optuna(table, space, method.search, method.pruner, seed, budget, method.fidelity,
-                      defaults=method.defaults, warm=warm if method.warm else None)
+                      defaults=method.defaults, warm=warm if method.warm else None, warm_first=method.warm_first)
 
 
 def replay(args: argparse.Namespace) -> None:

@@ -203,6 +203,7 @@ def main() -> None:
     cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
             "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": args.search_share,
             "subset": args.subset, "epochs": args.epochs}
+    machine = _machine()  # the commit that runs, read before a later commit can move HEAD
     for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
@@ -223,7 +224,7 @@ def main() -> None:
                   flush=True)
             if not math.isfinite(run["accuracy"]):  # stopped or failed: not a result, run again next time
                 continue
-            run = {**cell, "seed": seed, "method": method, **run, **_machine()}
+            run = {**cell, "seed": seed, "method": method, **run, **machine}
             args.results.parent.mkdir(parents=True, exist_ok=True)
             with args.results.open("a") as f:  # each run as it ends: an interrupted grid keeps what it ran
                 f.write(json.dumps(run) + "\n")

@@ -101,14 +101,17 @@ def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
     assert replay.default_method(space) in replay.METHODS
 
 
-def test_defaults_first_runs_the_spaces_defaults_then_the_warm_starts(replay):
+def test_warm_starts_run_before_the_defaults_unless_asked_otherwise(replay):
     space, table = _table(replay)
     _, other = _table(replay, best_first=True)
-    clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=30.0, defaults=True, warm=other)
-    finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]
-    assert clock.trials == 3
-    assert finals[0] == pytest.approx(table[space.default_params()].val_accuracy[-1])
-    assert finals[1:] == pytest.approx([0.2, 0.201])  # then the other recording's best, in its order
+    defaults = table[space.default_params()].val_accuracy[-1]
+    for warm_first, expected in ((True, [0.2, 0.201, 0.202]), (False, [defaults, 0.2, 0.201])):
+        clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=30.0, defaults=True, warm=other,
+                                  warm_first=warm_first)
+        finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]
+        assert clock.trials == 3 and finals == pytest.approx(expected)  # the other recording's best, in order
+    # the package's own order (`warmstart.queue_first`): the other study's best first, then the defaults
+    assert replay.METHODS["tpe-local+hyperband, warm start + defaults"].warm_first
 
 
 def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):

@@ -33,7 +33,7 @@ from .progress import ReporterEvents, SearchReporter, header
 from .settings import DEFAULT_MAX_IMAGES, SearchOutcome, SearchSettings
 from .space import SearchSpace, load_space
 from .strategies import make_pruner, make_sampler
-from .warmstart import queue_defaults, requeue_interrupted, warm_start
+from .warmstart import queue_first, requeue_interrupted
 from .workers import run_in_workers
 
 
@@ -121,12 +121,7 @@ def run_search(
     requeued = requeue_interrupted(study)
     if requeued:
         outcome.notes.append(f"re-running {requeued} trial(s) interrupted last time")
-    if space.default_params() and queue_defaults(study, space):
-        outcome.notes.append("the first trial runs the space's defaults")
-    if settings.warm_start:
-        queued = warm_start(study, space, settings)
-        outcome.notes.append(f"warm start from {settings.warm_start}: {len(queued)} configuration(s) queued"
-                             + (f" ({', '.join(queued)})" if queued else ""))
+    outcome.notes.extend(queue_first(study, space, settings))
     reporter = reporter or SearchReporter(quiet=True)
     start = time.monotonic()
     deadline = time.time() + settings.timeout if settings.timeout else None

@@ -33,12 +33,8 @@ def _tpe(seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _tpe_local(seed: int) -> optuna.samplers.BaseSampler:
-    # half the trials refine the incumbent by one parameter (`local`); the moves' parameters, and those
-    # a move brings in, are sampled independently, which TPE would otherwise warn of
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        tpe = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, warn_independent_sampling=False)
-    return IncumbentMoves(tpe, seed)
+    # half the trials refine the incumbent by one parameter (`local`)
+    return IncumbentMoves(_tpe(seed), seed)
 
 
 def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
