@@ -261,7 +261,7 @@ class Clock:
 
 def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget: float,
                fidelity: str = "prefix", *, defaults: bool = False, warm: Table | None = None,
-               warm_first: bool = True) -> Clock:
+               warm_first: bool = False) -> Clock:
     """One search through Optuna with the package's sampler and pruner, paying recorded seconds.
 
     `fidelity`: `prefix`, as a search runs today (one schedule over all epochs, pruned at a rung: the
@@ -270,8 +270,8 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     `defaults`: the space's defaults are queued, as a new `cifar-automl search` queues them
     (`warmstart.queue_defaults`). `warm`: another recording of the same grid (another data set): its
     best configurations are queued, as `cifar-automl search --warm-start STUDY` queues another study's
-    (`warm_starts`): before the defaults, as the package does (`warmstart.queue_first`), or after
-    them (`warm_first=False`)."""
+    (`warm_starts`): after the defaults, as the package does (`warmstart.queue_first`), or before them
+    (`warm_first`)."""
     import optuna
 
     from cifar_automl.search.objective import PruneAtEpochEnd
@@ -285,16 +285,13 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     study = optuna.create_study(study_name=f"replay-{seed}", direction="maximize", sampler=chosen,
                                 pruner=make_pruner(pruner, table.epochs))
     rungs = [r for r in table.schedules if r < table.epochs] + [table.epochs]
-    def queue_warm() -> None:
-        for params in warm_starts(warm) if warm is not None else ():
-            study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
-
-    if warm_first:
-        queue_warm()
-    if defaults:
-        queue_defaults(study, space)
-    if not warm_first:
-        queue_warm()
+    if defaults and not warm_first:
+        queue_defaults(study, space)  # the package's own: the first trial
+    held = [space.default_params()] if defaults else []
+    for params in warm_starts(warm, skip=held) if warm is not None else ():
+        study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
+    if defaults and warm_first:
+        study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
 
     def prefix(trial: optuna.Trial, run: Recorded) -> float:
         prune = PruneAtEpochEnd(trial, table.epochs)  # the search's own: reports, and prunes at a rung
@@ -414,13 +411,15 @@ def _candidate_tpe(**kwargs: Any) -> Callable[[int], Any]:
     return make
 
 
-def warm_starts(table: Table) -> list[dict[str, Any]]:
+def warm_starts(table: Table, skip: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The configurations `--warm-start` would queue from a study that recorded `table`: its
-    WARM_STARTS best complete runs by their best validation accuracy (`search.warmstart.warm_start`)."""
+    WARM_STARTS best complete runs by their best validation accuracy, leaving out those in `skip`
+    (queued already), as `search.warmstart.warm_start` does."""
     from cifar_automl.search.warmstart import WARM_STARTS
 
     done = [c for c in table.configs.values() if not c.failed and len(c.val_accuracy) == table.epochs]
-    return [c.params for c in sorted(done, key=lambda c: max(c.val_accuracy), reverse=True)[:WARM_STARTS]]
+    best = [c.params for c in sorted(done, key=lambda c: max(c.val_accuracy), reverse=True) if c.params not in skip]
+    return best[:WARM_STARTS]
 
 
 # samplers tried as the new default, beside the package's own (`strategies.SAMPLERS`), seeded per trial
@@ -433,7 +432,7 @@ CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
 class Method:
     """How a replayed method runs: KerasTuner's tuner `search`, or Optuna's sampler `search` with
     `pruner`; `fidelity` as in `run_optuna`; `defaults`: the space's defaults queued; `warm`: the best
-    configurations of the `--warm-from` recording queued, before the defaults unless not `warm_first`."""
+    configurations of the `--warm-from` recording queued, after the defaults unless `warm_first`."""
 
     kind: str  # "kerastuner" or "optuna"
     search: str
@@ -441,7 +440,7 @@ class Method:
     fidelity: str = "prefix"
     defaults: bool = False
     warm: bool = False
-    warm_first: bool = True
+    warm_first: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -458,13 +457,13 @@ METHODS: dict[str, Method] = {
     "tpe+hyperband, rung schedules": Method("optuna", "tpe", "hyperband", "restart"),  # needs --schedules runs
     "tpe+hyperband, defaults first": Method("optuna", "tpe", "hyperband", defaults=True),
     "tpe+hyperband, warm start": Method("optuna", "tpe", "hyperband", warm=True),  # needs --warm-from
-    "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True,
-                                                   warm_first=False),
-    "tpe+hyperband, warm start + defaults": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
+    "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
+    "tpe+hyperband, warm start + defaults": Method("optuna", "tpe", "hyperband", defaults=True, warm=True,
+                                                   warm_first=True),
     "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
-    # the default with `--warm-start OTHER_STUDY`: the other study's best, then the space's defaults
-    "tpe-local+hyperband, warm start + defaults": Method("optuna", "tpe-local", "hyperband", defaults=True,
+    # the default with `--warm-start OTHER_STUDY`: the space's defaults, then the other study's best
+    "tpe-local+hyperband, defaults + warm start": Method("optuna", "tpe-local", "hyperband", defaults=True,
                                                          warm=True),
 }
 REFERENCE = "kerastuner-hyperband"

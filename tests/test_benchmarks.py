@@ -101,17 +101,21 @@ def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
     assert replay.default_method(space) in replay.METHODS
 
 
-def test_warm_starts_run_before_the_defaults_unless_asked_otherwise(replay):
+def test_the_defaults_run_first_then_the_warm_starts_unless_asked_otherwise(replay):
     space, table = _table(replay)
     _, other = _table(replay, best_first=True)
     defaults = table[space.default_params()].val_accuracy[-1]
-    for warm_first, expected in ((True, [0.2, 0.201, 0.202]), (False, [defaults, 0.2, 0.201])):
+    for warm_first, expected in ((False, [defaults, 0.2, 0.201]), (True, [0.2, 0.201, 0.202])):
         clock = replay.run_optuna(table, space, "random", "none", seed=0, budget=30.0, defaults=True, warm=other,
                                   warm_first=warm_first)
         finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]
         assert clock.trials == 3 and finals == pytest.approx(expected)  # the other recording's best, in order
-    # the package's own order (`warmstart.queue_first`): the other study's best first, then the defaults
-    assert replay.METHODS["tpe-local+hyperband, warm start + defaults"].warm_first
+    # the package's own order (`warmstart.queue_first`), which the product's default replays
+    assert not replay.METHODS["tpe-local+hyperband, defaults + warm start"].warm_first
+    # a configuration queued already is not queued again: the next best takes its place
+    first = replay.warm_starts(other)[0]
+    assert replay.warm_starts(other, skip=[first]) == replay.warm_starts(other)[1:] + [
+        dict(zip(table.grid, list(itertools.product(*table.grid.values()))[5]))]
 
 
 def test_rung_schedules_restart_each_promoted_trial_at_the_next_rungs_length(replay):

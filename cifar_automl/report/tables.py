@@ -35,8 +35,9 @@ def origin(trial: optuna.trial.FrozenTrial) -> str | None:
     one-parameter move from an earlier incumbent (`--sampler tpe-local`: "learning_rate of #12")."""
     if trial.user_attrs.get("warm_start"):
         return trial.user_attrs["warm_start"]
-    if trial.user_attrs.get("retry_of") is not None:
-        return f"retry of #{trial.user_attrs['retry_of']}"
+    retry_of = trial.user_attrs.get("retry_of", trial.system_attrs.get("failed_trial"))
+    if retry_of is not None:  # (a retry copies the system attributes of the trial it repeats)
+        return f"retry of #{retry_of}"
     move = trial.system_attrs.get(LOCAL_MOVE)
     return f"{move['param']} of #{move['from']}" if move else None
 

@@ -30,7 +30,6 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers._base import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from ..study import LOCAL_MOVE
@@ -46,7 +45,10 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
     def __init__(self, base: optuna.samplers.BaseSampler, seed: int | None = None,
                  share: float = LOCAL_SHARE, step: float = STEP) -> None:
         self._base, self._share, self._step = base, share, step
-        self._rng = np.random.RandomState(seed)
+        # a stream of its own: the base sampler's random draws come from RandomState(seed), and sharing
+        # them would tie the coin to the base's first draw (a trial that is not a move would then draw
+        # its first parameter from the upper half of the range)
+        self._rng = np.random.RandomState(None if seed is None else np.random.SeedSequence([seed, 1]).generate_state(1))
         self._moves: dict[int, dict[str, Any]] = {}  # trial id -> the move's parameters
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -55,11 +57,12 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
         if move is not None:
             params, source, name = move
             self._moves[trial._trial_id] = params
-            study._storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE, {"from": source, "param": name})
+            study._storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE,
+                                                 {"from": source, "param": name, "params": params})
 
     def _move(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict[str, Any], int, str] | None:
-        if len(study.directions) > 1 or "fixed_params" in trial.system_attrs:
-            return None
+        if len(study.directions) > 1 or trial.params or {"fixed_params", "failed_trial"} & set(trial.system_attrs):
+            return None  # several objectives; a queued trial; the retry of a stale one (it repeats its params)
         if self._rng.random_sample() >= self._share:
             return None
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)  # every bracket's
@@ -72,7 +75,7 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
         movable = [name for name, d in incumbent.distributions.items() if not d.single()]
         if not movable:
             return None
-        held = [t.params for t in trials if t.params]
+        held = [h for h in map(_held, trials) if h]
         for _ in range(_TRIES):
             name = movable[self._rng.randint(len(movable))]
             value = self._neighbour(incumbent.distributions[name], incumbent.params[name])
@@ -145,4 +148,11 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
 
 def _feasible(trial: FrozenTrial) -> bool:
     """Whether a trial keeps every limit it was given (`Trial.set_constraint`: a value <= 0 keeps it)."""
-    return all(c <= 0 for c in trial.system_attrs.get(_CONSTRAINTS_KEY, ()))
+    return all(c <= 0 for c in trial.constraints.values())
+
+
+def _held(trial: FrozenTrial) -> dict[str, Any]:
+    """The configuration a trial runs or will run: its parameters so far, those it was queued with,
+    or the move it was given (another worker's trial that has not sampled them yet)."""
+    move = trial.system_attrs.get(LOCAL_MOVE) or {}
+    return {**move.get("params", {}), **trial.system_attrs.get("fixed_params", {}), **trial.params}

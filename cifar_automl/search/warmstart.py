@@ -34,38 +34,29 @@ def requeue_interrupted(study: optuna.Study) -> int:
 
 
 def queue_first(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
-    """Queue what a new study tries first; returns a note for each source queued.
+    """Queue what a new study tries first: the space's defaults, then the `--warm-start` source's
+    configurations; returns a note for each source queued.
 
-    Another study's best configurations (`--warm-start OTHER_STUDY`) go before the space's defaults:
-    replayed on two data sets, queuing them first reached KerasTuner's final best 4.5-5.7x sooner than
-    KerasTuner, the defaults first 2.5-3.4x (benchmarks/RESULTS.md, "Defaults, warm starts..."). The
-    presets (`--warm-start baselines`), textbook networks, go after the defaults."""
+    The defaults stay first: `auto` times its search share on their trial. (Replayed, another study's
+    best before the defaults reached KerasTuner's final best sooner than after them, 4.54x against
+    2.50x on Fashion-MNIST: benchmarks/RESULTS.md, "Defaults, warm starts and moves from the
+    incumbent".)"""
     notes = []
-    from_study = settings.warm_start not in (None, "baselines")
-    if from_study:
-        notes.append(_warm_start_note(settings.warm_start, warm_start(study, space, settings)))
     if space.default_params() and queue_defaults(study, space):
-        notes.append("the space's defaults are queued after them" if from_study else "the first trial runs the space's defaults")
-    if settings.warm_start and not from_study:
-        notes.append(_warm_start_note(settings.warm_start, warm_start(study, space, settings)))
+        notes.append("the first trial runs the space's defaults")
+    if settings.warm_start:
+        queued = warm_start(study, space, settings)
+        notes.append(f"warm start from {settings.warm_start}: {len(queued)} configuration(s) queued"
+                     + (f" ({', '.join(queued)})" if queued else ""))
     return notes
 
 
-def _warm_start_note(source: str, queued: list[str]) -> str:
-    return (f"warm start from {source}: {len(queued)} configuration(s) queued"
-            + (f" ({', '.join(queued)})" if queued else ""))
-
-
 def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
-    """Queue the space's defaults in a new study (as KerasTuner starts from its hyperparameters'
-    defaults), behind any warm starts queued for it; a study that has run trials, or had the defaults
-    queued, is left alone."""
+    """Queue the space's defaults as a new study's first trial (as KerasTuner starts from its
+    hyperparameters' defaults); a study that already has trials, or had them queued, is left alone."""
     done = study.user_attrs.get("warm_started", [])
-    trials = study.get_trials(deepcopy=False)
-    if "defaults" in done or any(t.state != TrialState.WAITING or "warm_start" not in t.user_attrs for t in trials):
+    if "defaults" in done or study.get_trials(deepcopy=False):
         return False
-    if any(t.system_attrs.get("fixed_params") == space.default_params() for t in trials):
-        return False  # a warm start queued them already
     study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
     study.set_user_attr("warm_started", [*done, "defaults"])
     return True
@@ -73,7 +64,9 @@ def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
 
 def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
     """Queue configurations to try first: the presets this space can express ("baselines"), or the
-    WARM_STARTS best complete trials of another study. Once per study and source (recorded in the study)."""
+    WARM_STARTS best complete trials of another study, leaving out any this study already holds (the
+    space's defaults, when they were among the other study's best: the next best takes their place).
+    Once per study and source (recorded in the study)."""
     source = settings.warm_start
     done = study.user_attrs.get("warm_started", [])
     if source is None or source in done:
@@ -83,13 +76,18 @@ def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings
     else:
         other, _ = load_existing_study(source, settings.storage, settings.studies_dir)
         best = sorted((t for t in other.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if "config" in t.user_attrs), key=accuracy, reverse=True)[:WARM_STARTS]
+                       if "config" in t.user_attrs), key=accuracy, reverse=True)
         candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
+    held = [t.system_attrs.get("fixed_params") or t.params for t in study.get_trials(deepcopy=False)]
     queued = []
     for label, cfg in candidates:
         params = space.params_for(cfg)
-        if params is not None:
-            study.enqueue_trial(params, user_attrs={"warm_start": label})
-            queued.append(label)
+        if params is None or params in held:
+            continue
+        if source != "baselines" and len(queued) == WARM_STARTS:
+            break
+        study.enqueue_trial(params, user_attrs={"warm_start": label})
+        held.append(params)
+        queued.append(label)
     study.set_user_attr("warm_started", [*done, source])
     return queued

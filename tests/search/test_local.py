@@ -146,7 +146,57 @@ def test_with_no_share_it_is_the_base_sampler(share):
 def test_the_incumbent_keeps_the_searchs_limits():
     study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=8), seed=8, share=1.0), [0.5])
     over = create_trial(params={"width": 32, "depth": 6, "lr": 0.01, "dropout": 0.5}, distributions=DISTS,
-                        value=0.99, system_attrs={"constraints": [12.0]})  # better, but over a limit
+                        value=0.99, system_attrs={"constraints:max_params": 12.0})  # better, but over a limit
     study.add_trial(over)
     froms = {move["from"] for _, move in _moves(study, 10) if move}
     assert froms == {0}
+
+
+def test_the_trials_that_are_not_moves_are_the_base_samplers_own_draws():
+    """The coin that picks a move has a random stream of its own. Were it the base sampler's, a trial
+    left to TPE's random start-up would draw its first number from the upper half of the range only
+    (the coin's own value, which said "no move")."""
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe-local", 11))
+    dist = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    study.add_trial(create_trial(params={"x": 0.5, "y": 0.5}, distributions=dist, value=1.0))
+    xs = []
+    for _ in range(60):
+        trial = study.ask()
+        x, _ = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+        if LOCAL_MOVE not in study._storage.get_trial(trial._trial_id).system_attrs:
+            xs.append(x)
+        study.tell(trial, state=TrialState.FAIL)
+    assert len(xs) >= 15 and sum(x < 0.5 for x in xs) >= 5
+
+
+def test_a_retry_runs_its_own_parameters_and_shows_as_a_retry():
+    from cifar_automl.report.tables import origin
+
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=9), seed=9, share=1.0), [0.9])
+    moved = study.ask()
+    _space(moved)
+    attrs = study._storage.get_trial(moved._trial_id).system_attrs
+    study.tell(moved, state=TrialState.FAIL)
+    # a stale trial's retry (Optuna's RetryFailedTrialCallback): its parameters, its system attributes
+    study.add_trial(create_trial(state=TrialState.WAITING, params=dict(study.trials[-1].params),
+                                 distributions=DISTS, system_attrs={**attrs, "failed_trial": moved.number}))
+    retry = study.ask()
+    assert _space(retry) == study.trials[-2].params
+    frozen = study._storage.get_trial(retry._trial_id)
+    assert frozen.system_attrs[LOCAL_MOVE] == attrs[LOCAL_MOVE]  # copied, not a new move
+    assert origin(frozen) == f"retry of #{moved.number}"
+
+
+def test_queued_configurations_and_other_workers_moves_count_as_held():
+    study = _study(IncumbentMoves(optuna.samplers.RandomSampler(seed=10), seed=10, share=1.0), [0.9])
+    incumbent = study.trials[0].params
+    study.enqueue_trial({**incumbent, "width": 16})
+    study.ask()  # a worker takes the queued trial and has not sampled its parameters yet
+    held = [{**incumbent, "width": 16}]
+    for _ in range(12):  # other workers' moves, none of which has sampled its parameters yet either
+        trial = study.ask()
+        move = study._storage.get_trial(trial._trial_id).system_attrs.get(LOCAL_MOVE)
+        if move:
+            assert move["params"] not in held
+            held.append(move["params"])
+    assert len(held) >= 8

@@ -33,10 +33,9 @@ def _other_study(tmp_path, space, scored):
         study.add_trial(create_trial(value=score, user_attrs={"config": cfg.to_dict()}))
 
 
-def test_another_studys_best_are_queued_before_the_spaces_defaults(tmp_path):
-    """`--warm-start OTHER_STUDY` on a space with defaults: the other study's best first (they measured
-    better than the defaults on other data), then the defaults, unless they are among them; presets
-    (`baselines`) go after the defaults."""
+def test_the_defaults_run_first_and_a_warm_start_leaves_out_what_the_study_holds(tmp_path):
+    """`--warm-start OTHER_STUDY` on a space with defaults: the defaults first (`auto` times its search
+    share on them), then the other study's best, leaving out the defaults when they are among them."""
     import optuna
 
     from cifar_automl.search.space import load_space
@@ -44,8 +43,10 @@ def test_another_studys_best_are_queued_before_the_spaces_defaults(tmp_path):
 
     space = load_space("airbench")
     defaults = space.default_params()
-    other = {**defaults, "learning_rate": defaults["learning_rate"] / 2}
-    _other_study(tmp_path, space, [(other, 0.9), (defaults, 0.8)])
+    others = [{**defaults, "learning_rate": defaults["learning_rate"] * f} for f in (0.5, 0.25, 2.0, 1.5, 0.75, 1.25)]
+    # the defaults are the other study's second best; six more behind them
+    _other_study(tmp_path, space, [(others[0], 0.9), (defaults, 0.8)] + [(o, 0.7 - 0.01 * i) for i, o in
+                                                                         enumerate(others[1:])])
 
     def queued(**kw):
         study = optuna.create_study(direction="maximize")
@@ -53,10 +54,8 @@ def test_another_studys_best_are_queued_before_the_spaces_defaults(tmp_path):
         return [t.user_attrs["warm_start"] for t in study.get_trials(states=(TrialState.WAITING,))], notes
 
     labels, notes = queued(warm_start="before")
-    assert labels == ["before#0", "before#1"]  # the defaults were the other study's second best: not again
-    assert notes == ["warm start from before: 2 configuration(s) queued (before#0, before#1)"]
-    _other_study(tmp_path / "b", space, [(other, 0.9)])
-    labels, notes = queued(warm_start="before", studies_dir=str(tmp_path / "b" / "studies"))
-    assert labels == ["before#0", "space defaults"] and notes[-1] == "the space's defaults are queued after them"
-    labels, _ = queued()
-    assert labels == ["space defaults"]
+    assert labels == ["space defaults", "before#0", "before#2", "before#3", "before#4", "before#5"]
+    assert notes == ["the first trial runs the space's defaults",
+                     "warm start from before: 5 configuration(s) queued (before#0, before#2, before#3, before#4, "
+                     "before#5)"]
+    assert queued()[0] == ["space defaults"]
