@@ -4,9 +4,10 @@
     outcome = run_search(SearchSettings(space="residual", trials=30))
 
 Modules: `space` (YAML search spaces), `settings` (what a search accepts), `strategies` (samplers and
-pruners), `local` (moves from the incumbent, for `tpe-local`), `objective` (one trial), `loop` (trials one after another), `workers` (worker processes),
-`warmstart` (what a study tries first), `progress` (the terminal), `run` (`run_search`), and
-`kerastuner` (the same spaces and training for KerasTuner's tuners).
+pruners), `local` (moves from the incumbent, for `tpe-local`), `objective` (one trial), `loop`
+(trials one after another), `workers` (worker processes), `warmstart` (what a study tries first),
+`progress` (the terminal), `run` (`run_search`), and `kerastuner` (the same spaces and training for
+KerasTuner's tuners).
 """
 
 from __future__ import annotations

@@ -50,9 +50,8 @@ class SearchSettings:
         "or parameters, as a Pareto front (default: %(default)s)", choices=lambda: OBJECTIVES)
     max_latency: float | None = option(None, "limit: ms per image at batch 1, measured in each trial", metavar="MS")
     max_params: int | None = option(None, "limit: parameters", metavar="N")
-    sampler: str = option("tpe-local", "(default: %(default)s: TPE, half its trials one-parameter moves from the "
-                                       "incumbent; multi-objective TPE with several objectives)",
-                          choices=lambda: tuple(SAMPLERS))
+    sampler: str = option("tpe", "(default: %(default)s; tpe-local: TPE with half its trials one-parameter moves "
+                                 "from the incumbent)", choices=lambda: tuple(SAMPLERS))
     pruner: str = option("hyperband", "per-epoch pruning on val accuracy (default: %(default)s)",
                          choices=lambda: tuple(PRUNERS))
     study_name: str | None = option(None, "default: the space's name")
