@@ -35,11 +35,15 @@ def origin(trial: optuna.trial.FrozenTrial) -> str | None:
     one-parameter move from an earlier incumbent (`--sampler tpe-local`: "learning_rate of #12")."""
     if trial.user_attrs.get("warm_start"):
         return trial.user_attrs["warm_start"]
-    retry_of = trial.user_attrs.get("retry_of", trial.system_attrs.get("failed_trial"))
-    if retry_of is not None:  # (a retry copies the system attributes of the trial it repeats)
-        return f"retry of #{retry_of}"
+    if _retry_of(trial) is not None:  # (a retry copies the system attributes of the trial it repeats)
+        return f"retry of #{_retry_of(trial)}"
     move = trial.system_attrs.get(LOCAL_MOVE)
     return f"{move['param']} of #{move['from']}" if move else None
+
+
+def _retry_of(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The trial this one repeats: an interrupted one (`retry_of`) or a stale one (Optuna's `failed_trial`)."""
+    return trial.user_attrs.get("retry_of", trial.system_attrs.get("failed_trial"))
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -67,7 +71,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "minutes": sum(secs) / 60.0,
             "images_per_second": ua.get("images_per_second"),
             "fail_reason": ua.get("fail_reason"),
-            "retry_of": ua.get("retry_of", t.system_attrs.get("failed_trial")),
+            "retry_of": _retry_of(t),
             "warm_start": ua.get("warm_start"),
             "origin": origin(t),
             "baseline": ua.get("baseline"),

@@ -9,12 +9,14 @@ stay. The rest of the trials are the base sampler's. This is the local half of P
 prior, incumbent and model; the prior half is the space's defaults, queued as a new study's first
 trial (`warmstart.queue_defaults`).
 
-The incumbent is the best complete trial that keeps the search's limits, read from the whole study: Optuna's Hyperband pruner shows a sampler only the trials
-of the trial's bracket, which would make each bracket refine its own best. A move never proposes a
-configuration the study already holds. Trials that were queued (defaults, warm starts, retries) run
-their own parameters, and with several objectives there is no single incumbent: the base sampler
-decides those. A move is recorded in the trial's system attribute `local_move` ({"from": number,
-"param": name}), which the report shows as the trial's origin.
+The incumbent is the best complete trial that keeps the search's limits, read from the whole study:
+Optuna's Hyperband pruner shows a sampler only the trials of the trial's bracket, which would make
+each bracket refine its own best. A move never proposes a configuration the study already holds
+(finished, queued, or another worker's move not yet sampled). Trials that were queued (defaults,
+warm starts, retries) run their own parameters, and with several objectives there is no single
+incumbent: the base sampler decides those. A move is recorded in the trial's system attribute
+`local_move` ({"from": number, "param": name, "params": the configuration}), which the report shows
+as the trial's origin.
 """
 
 from __future__ import annotations
