@@ -17,6 +17,7 @@ a default that wins only through them.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -28,9 +29,8 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_automl.search.local import IncumbentMoves  # noqa: E402
 from cifar_automl.search.settings import SearchSettings  # noqa: E402
-from cifar_automl.search.strategies import PerTrialSeed, make_sampler  # noqa: E402
+from cifar_automl.search.strategies import PerTrialSeed, make_sampler, tpe_local  # noqa: E402
 
 TARGET = 91.21  # random search's best after 200 trials, median over seeds (Optuna 5.0; checked below)
 
@@ -44,9 +44,8 @@ def _tpe(**kwargs) -> Callable[[int], optuna.samplers.BaseSampler]:
 
 
 def _local(share: float) -> Callable[[int], optuna.samplers.BaseSampler]:
-    def make(seed: int) -> optuna.samplers.BaseSampler:
-        return PerTrialSeed(lambda s: IncumbentMoves(_tpe(multivariate=True, group=True)(s), s, share=share), seed)
-    return make
+    """`tpe-local` with another share of moves, seeded per trial as `make_sampler` seeds it."""
+    return lambda seed: PerTrialSeed(functools.partial(tpe_local, share=share), seed)
 
 
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {

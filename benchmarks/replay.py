@@ -41,7 +41,6 @@ import math
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -152,7 +151,7 @@ def _runs(study, grid: dict[str, list[Any]]) -> dict[tuple, dict[str, Any]]:
 
 
 def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]], settings, dataset: str) -> None:
-    from cifar_automl.runtime import cpu_name
+    from cifar_automl.runtime import cpu_name, source_commit
 
     runs = _runs(study, grid)
     for epochs, short in shorts.items():
@@ -160,14 +159,12 @@ def write_table(study, shorts: dict[int, Any], space, grid: dict[str, list[Any]]
             if key in runs:
                 runs[key].setdefault("short", {})[str(epochs)] = {
                     "val_accuracy": run["val_accuracy"], "seconds": run["seconds"], "failed": run["failed"]}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip()
     table = {
         "space": space.name, "grid": grid, "epochs": settings.epochs, "subset": settings.subset,
         "schedules": sorted(shorts),
         "data": {k: (Path(v).name if k == "source" else v) for k, v in (study.user_attrs.get("data") or {}).items()},
         "cpu": cpu_name() + (" (AVX-512)" if _avx512() else ""), "cores": _cores(), "python": platform.python_version(),
-        "date": datetime.date.today().isoformat(), "commit": commit,
+        "date": datetime.date.today().isoformat(), "commit": source_commit(),
         "command": f"python benchmarks/replay.py --record --subset {settings.subset} --epochs {settings.epochs}"
                    + (f" --schedules {' '.join(map(str, sorted(shorts)))}" if shorts else "")
                    + ("" if dataset == "folder" else f" --dataset {dataset}"),
@@ -270,8 +267,8 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     `defaults`: the space's defaults are queued, as a new `cifar-automl search` queues them
     (`warmstart.queue_defaults`). `warm`: another recording of the same grid (another data set): its
     best configurations are queued, as `cifar-automl search --warm-start STUDY` queues another study's
-    (`warm_starts`): after the defaults, as the package does (`warmstart.queue_first`), or before them
-    (`warm_first`)."""
+    (`warm_starts`): before the defaults (`warm_first`), as the package does (`warmstart.queue_first`),
+    or after them."""
     import optuna
 
     from cifar_automl.search.objective import PruneAtEpochEnd
@@ -291,7 +288,7 @@ def run_optuna(table: Table, space, sampler: str, pruner: str, seed: int, budget
     for params in warm_starts(warm, skip=held) if warm is not None else ():
         study.enqueue_trial(params, user_attrs={"warm_start": "recording"})
     if defaults and warm_first:
-        study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
+        queue_defaults(study, space)  # behind the warm start, as the package queues them
 
     def prefix(trial: optuna.Trial, run: Recorded) -> float:
         prune = PruneAtEpochEnd(trial, table.epochs)  # the search's own: reports, and prunes at a rung
@@ -432,7 +429,8 @@ CANDIDATE_SAMPLERS: dict[str, Callable[[int], Any]] = {
 class Method:
     """How a replayed method runs: KerasTuner's tuner `search`, or Optuna's sampler `search` with
     `pruner`; `fidelity` as in `run_optuna`; `defaults`: the space's defaults queued; `warm`: the best
-    configurations of the `--warm-from` recording queued, after the defaults unless `warm_first`."""
+    configurations of the `--warm-from` recording queued, before the defaults if `warm_first` (the
+    package's order), else after them."""
 
     kind: str  # "kerastuner" or "optuna"
     search: str
@@ -458,13 +456,15 @@ METHODS: dict[str, Method] = {
     "tpe+hyperband, defaults first": Method("optuna", "tpe", "hyperband", defaults=True),
     "tpe+hyperband, warm start": Method("optuna", "tpe", "hyperband", warm=True),  # needs --warm-from
     "tpe+hyperband, defaults + warm start": Method("optuna", "tpe", "hyperband", defaults=True, warm=True),
+    # the default with `--warm-start OTHER_STUDY`: the other study's best, then the space's defaults
     "tpe+hyperband, warm start + defaults": Method("optuna", "tpe", "hyperband", defaults=True, warm=True,
                                                    warm_first=True),
     "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
-    # the default with `--warm-start OTHER_STUDY`: the space's defaults, then the other study's best
     "tpe-local+hyperband, defaults + warm start": Method("optuna", "tpe-local", "hyperband", defaults=True,
                                                          warm=True),
+    "tpe-local+hyperband, warm start + defaults": Method("optuna", "tpe-local", "hyperband", defaults=True,
+                                                         warm=True, warm_first=True),
 }
 REFERENCE = "kerastuner-hyperband"
 BASELINE = "tpe+hyperband"  # Optuna's TPE with its Hyperband pruner, without the space's defaults

@@ -147,14 +147,15 @@ def same_cell(run: dict, cell: dict) -> bool:
     return all(run.get(k) == cell[k] for k in CELL if not (k == "search_share" and run["method"] == "no search"))
 
 
+def kept_name(cell: dict, seed: int, method: str) -> str:
+    """The folder under --keep of one run: data set, budget, seed and method."""
+    return f"{cell['dataset']}-{cell['budget_minutes']:g}m-seed{seed}-{method.replace(' + ', '-').replace(' ', '-')}"
+
+
 def _machine() -> dict:
-    import subprocess
+    from cifar_automl.runtime import cpu_name, source_commit
 
-    from cifar_automl.runtime import cpu_name
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip()
-    return {"date": datetime.date.today().isoformat(), "commit": commit, "cpu": cpu_name()}
+    return {"date": datetime.date.today().isoformat(), "commit": source_commit(), "cpu": cpu_name()}
 
 
 def load_runs(path: Path) -> list[dict]:
@@ -198,12 +199,20 @@ def main() -> None:
                     help="the runs, one JSON line each (default: benchmarks/data/search_value.jsonl): a run "
                          "already there is not run again, so the grid can be filled over several sittings")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs recorded, run nothing")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep each run's study, retrained model and report in a new folder under this one (by "
+                         "default they go in a temporary folder): `cifar-automl report` reads them afterwards")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
             "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": args.search_share,
             "subset": args.subset, "epochs": args.epochs}
     machine = _machine()  # the commit that runs, read before a later commit can move HEAD
+    for seed in [] if args.keep is None or args.table_only else args.seeds:
+        for method in args.methods:
+            if (args.keep / kept_name(cell, seed, method)).exists():
+                raise SystemExit(f"error: {args.keep / kept_name(cell, seed, method)} exists: move it away or give "
+                                 "another --keep")
     for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
@@ -212,8 +221,10 @@ def main() -> None:
                    for r in load_runs(args.results)):
                 print(f"seed {seed} {method:22s} already in {args.results.name}", flush=True)
                 continue
+            keep = None if args.keep is None else args.keep / kept_name(cell, seed, method)
             with tempfile.TemporaryDirectory() as tmp:
-                work = Path(tmp)
+                work = Path(tmp) if keep is None else keep
+                work.mkdir(parents=True, exist_ok=True)
                 if method == "auto":
                     run = run_ours(settings, args.budget, args.search_share, work, f"auto-{seed}")
                 elif method == "no search":

@@ -7,9 +7,10 @@ training speed (images/s of its steady-state epochs, plus a 10% margin), so the 
 runs. When whole epochs would leave more than 5% of the budget unused, the retrain's schedule is sized
 in steps to the time left (its last epoch cut short).
 
-A space with defaults (a known-good recipe) runs them as the first trial. If the search share holds
-fewer than MIN_SEARCH_TRIALS trials as long as that one, a search cannot be expected to pay for
-itself: `auto` says so, stops searching, and spends the rest of the budget retraining the defaults.
+A space with defaults (a known-good recipe) runs them as the first trial, after the best of a
+`--warm-start` source when one is given. If the search share holds fewer than MIN_SEARCH_TRIALS trials
+as long as the first one, a search cannot be expected to pay for itself: `auto` says so, stops
+searching, and spends the rest of the budget retraining that first trial.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ FILL_SHARE = 0.05
 # a median of ~30 trials to reach random search's 200-trial best, and with pruning a trial costs about a
 # third of a full one; a search that holds fewer cannot be expected to beat a known-good default
 MIN_SEARCH_TRIALS = 10
-# --search-share 0 times the defaults with this many epochs: the first also builds and traces the model
+# --search-share 0 times the first trial (the defaults) with this many epochs: the first epoch also
+# builds and traces the model
 NO_SEARCH_EPOCHS = 2
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -94,9 +96,10 @@ class BudgetPlan:
     retrain: float
     reserve: float
 
-    def describe(self) -> str:
+    def describe(self, first: str = "the space's defaults") -> str:
+        """The plan in words; `first`: what a plan without search retrains."""
         if not self.search:
-            return (f"budget {self.total / 60:.0f} min: no search: two epochs of the space's defaults time them, then "
+            return (f"budget {self.total / 60:.0f} min: no search: two epochs of {first} time them, then "
                     f"they retrain for the rest ({self.retrain / 60:.0f} min with the test), {self.reserve / 60:.1f} "
                     "min kept for data, evaluation and report")
         return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
@@ -277,14 +280,20 @@ def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
     return seconds[0] + (epochs - 1) * statistics.median(seconds[1:] or seconds)
 
 
-def _defaults_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The trial of the space's defaults (a new study's first), or None if the study has none."""
-    return next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("warm_start") == "space defaults"),
-                None)
+def first_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The trial a new study queued first (`warmstart.queue_first`: a `--warm-start` source's best, or
+    the space's defaults), or None if the study queued none."""
+    return next((t for t in study.get_trials(deepcopy=False) if "warm_start" in t.user_attrs), None)
+
+
+def _what(trial: FrozenTrial) -> str:
+    """What a queued trial runs, in words: "the space's defaults", or the warm start it came from."""
+    label = trial.user_attrs["warm_start"]
+    return "the space's defaults" if label == "space defaults" else f"the warm start {label}"
 
 
 def _usable(trial: FrozenTrial | None) -> bool:
-    """A trial of the defaults that trained (complete, or pruned after recording epochs)."""
+    """A first trial that trained (complete, or pruned after recording epochs)."""
     return (trial is not None and trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
             and bool(trial.user_attrs.get("train_seconds")))
 
@@ -329,44 +338,48 @@ def run_auto(
     test it and write the report.
 
     The search is `run_search(settings)` with the share as its timeout (running trials are pruned when
-    it is spent); a space with defaults runs them first, and the search stops there when the share
-    cannot hold MIN_SEARCH_TRIALS trials like it (the defaults are then retrained with all the time
-    left); `on_search_end` sees the search's outcome. If the search was interrupted or stopped early
-    (failures), nothing more is done: `AutoOutcome.result` is None. `say` receives the plan and the
-    retrain choice as lines of text.
+    it is spent); the first trial (the --warm-start source's best, or the space's defaults) runs alone
+    first, and the search stops there when the share cannot hold MIN_SEARCH_TRIALS trials like it
+    (that trial is then retrained with all the time left); `on_search_end` sees the search's outcome.
+    If the search was interrupted or stopped early (failures), nothing more is done:
+    `AutoOutcome.result` is None. `say` receives the plan and the retrain choice as lines of text.
     """
     start = time.time()
     if settings.timeout is not None:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
     plan = plan_budget(budget, search_share)
-    has_defaults = bool(load_space(settings.space).default_params())
-    if not plan.search and not has_defaults:
-        raise UserError(f"--search-share 0 retrains the space's defaults, and space '{settings.space}' has none")
-    say(plan.describe())
+    queues_first = bool(load_space(settings.space).default_params() or settings.warm_start)
+    if not plan.search and not queues_first:
+        raise UserError(f"--search-share 0 retrains the space's defaults (or a --warm-start's best), and space "
+                        f"'{settings.space}' has none")
+    say(plan.describe(f"the first of --warm-start {settings.warm_start}" if settings.warm_start
+                      else "the space's defaults"))
     searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
-    defaults = None  # the space's defaults, when the search share cannot pay for itself
-    if not plan.search:  # no search: two epochs of the defaults (a study of 2-epoch trials) time them
+    known = None  # the first trial (the space's defaults or a warm start), when the share cannot pay for a search
+    if not plan.search:  # no search: two epochs of the first trial (a study of 2-epoch trials) time it
         search = run_search(dataclasses.replace(settings, trials=1, epochs=NO_SEARCH_EPOCHS), reporter=reporter)
-        defaults = _defaults_trial(search.study)
-        if not _ended_early(search) and not _usable(defaults):
-            if defaults is None:
-                raise UserError(f"study '{search.study.study_name}' holds trials already: pass a new --study-name")
-            raise SearchError(f"the space's defaults failed to train: {defaults.user_attrs.get('fail_reason')}")
-    elif has_defaults:
-        # the space's defaults run first: their trial tells whether the share holds a search worth running
+        known = first_trial(search.study)
+        if not _ended_early(search) and not _usable(known):
+            if known is None:
+                raise UserError(f"study '{search.study.study_name}' queued no first trial (it holds trials already, "
+                                "or the --warm-start source gave none): pass a new --study-name")
+            raise SearchError(f"{_what(known)} failed to train: {known.user_attrs.get('fail_reason')}")
+    elif queues_first:
+        # the first trial (the --warm-start source's best, or the space's defaults) tells whether the share
+        # holds a search worth running
         search = run_search(dataclasses.replace(searching, trials=1), reporter=reporter)
-        first = _defaults_trial(search.study)
+        first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:
-            say(f"the space's defaults failed ({first.user_attrs.get('fail_reason')}): the search goes on without them")
+            say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
         if not _ended_early(search) and _usable(first):
             cost = trial_seconds(first, settings.epochs)
             held = plan.search / cost if cost else math.inf
             if held < MIN_SEARCH_TRIALS:
-                defaults = first
-                say(f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials of the space's "
-                    f"defaults ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs to pay "
-                    "for itself: the rest of the budget goes to retraining the defaults")
-        if defaults is None and not _ended_early(search) and settings.trials > 1:
+                known = first
+                say(f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials like the first, "
+                    f"{_what(first)} ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs "
+                    f"to pay for itself: the rest of the budget goes to retraining {_what(first)}")
+        if known is None and not _ended_early(search) and settings.trials > 1:
             left = plan.search - (time.time() - start)
             if left > 0:
                 search = run_search(dataclasses.replace(searching, timeout=left), reporter=reporter)
@@ -385,8 +398,8 @@ def run_auto(
     left = plan.seconds_left(start)
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
                  test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
-    if defaults is not None:
-        choice = retrain_plan_of(defaults, left, reason="the space's defaults: no search",
+    if known is not None:
+        choice = retrain_plan_of(known, left, reason=f"{_what(known)}: no search",
                                  searched_epochs=settings.epochs, **sizes)
     else:
         choice = choose_retrain(study_trials(study), left, **sizes)

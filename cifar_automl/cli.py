@@ -196,8 +196,8 @@ class Auto(Command):
         p.add_argument("--budget", type=_checked(parse_duration), required=True,
                        help="wall time for search + retrain + test + report, e.g. 2h, 90m, 1h30m")
         p.add_argument("--search-share", type=float, default=SEARCH_SHARE,
-                       help="share of the budget spent searching; 0: no search, the space's defaults retrained for the "
-                            "whole budget (default: %(default)s)")
+                       help="share of the budget spent searching; 0: no search, the space's defaults (or the first "
+                            "--warm-start configuration) retrained for the whole budget (default: %(default)s)")
         p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the chosen trial")
         Search().add_arguments(p, trials=AUTO_TRIALS)
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
@@ -85,6 +86,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return "CPU"
+
+
+def source_commit() -> str:
+    """The short git commit of the checkout the package runs from ("" outside a git checkout): what
+    benchmark results record beside the date and the CPU."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 _DEVICE: str | None = None

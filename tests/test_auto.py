@@ -168,19 +168,42 @@ def _auto(space, image_tree, studies, *extra):  # noqa: F811
                  "--trials-per-process", "0", "--quiet", *extra])
 
 
+def _earlier_study(space_path, studies):
+    """A finished study "before" of the same space in `studies` whose best trial is the defaults with
+    another learning rate: what `--warm-start before` queues first."""
+    from optuna.trial import FixedTrial
+
+    from cifar_automl.search.space import load_space
+
+    space = load_space(str(space_path))
+    params = {**space.default_params(), "learning_rate": 0.003}
+    studies.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name="before", storage=f"sqlite:///{studies / 'before.db'}",
+                                direction="maximize")
+    study.add_trial(create_trial(value=0.9, user_attrs={"config": space.sample(FixedTrial(params), 2).to_dict()}))
+    return params
+
+
 @TIMED
-def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_defaults(image_tree, tmp_path, capsys):  # noqa: F811
+def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_trial(image_tree, tmp_path, capsys):  # noqa: F811
+    """With `--warm-start`, the other study's best runs first, ahead of the defaults: the search share
+    is timed on it, and it is what a budget too short for a search retrains."""
     studies = tmp_path / "studies"
+    space = _tiny_with_defaults(tmp_path)
+    warm = _earlier_study(space, studies)
     start = time.time()
-    code = _auto(_tiny_with_defaults(tmp_path), image_tree, studies, "--budget", "40s", "--search-share", "0.2")
+    code = _auto(space, image_tree, studies, "--budget", "40s", "--search-share", "0.2", "--warm-start", "before")
     elapsed = time.time() - start
     out, err = capsys.readouterr()
     assert code == 0, err
+    assert "trials like the first, the warm start before#0" in err, err
     assert "fewer than the 10 a search needs to pay for itself" in err, err
-    assert "retrain trial 0 (val" in err and "the space's defaults: no search" in err, err
+    assert "retrain trial 0 (val" in err and "the warm start before#0: no search" in err, err
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
-    assert len(study.trials) == 1 and study.trials[0].user_attrs["warm_start"] == "space defaults"
-    assert "retrain:0" in study.user_attrs
+    ran, waiting = study.trials[0], study.trials[1:]
+    assert ran.params == warm and ran.user_attrs["warm_start"] == "before#0" and ran.state != TrialState.WAITING
+    assert [t.user_attrs["warm_start"] for t in waiting] == ["space defaults"]  # queued after it, not run
+    assert waiting[0].state == TrialState.WAITING and "retrain:0" in study.user_attrs
     assert elapsed < 40 + 15, elapsed
 
 

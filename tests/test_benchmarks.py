@@ -101,7 +101,7 @@ def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
     assert replay.default_method(space) in replay.METHODS
 
 
-def test_the_defaults_run_first_then_the_warm_starts_unless_asked_otherwise(replay):
+def test_the_warm_starts_run_before_or_after_the_defaults_as_asked(replay):
     space, table = _table(replay)
     _, other = _table(replay, best_first=True)
     defaults = table[space.default_params()].val_accuracy[-1]
@@ -110,8 +110,9 @@ def test_the_defaults_run_first_then_the_warm_starts_unless_asked_otherwise(repl
                                   warm_first=warm_first)
         finals = [v for k, (_, v) in enumerate(clock.events) if k % 9 == 8]
         assert clock.trials == 3 and finals == pytest.approx(expected)  # the other recording's best, in order
-    # the package's own order (`warmstart.queue_first`), which the product's default replays
-    assert not replay.METHODS["tpe-local+hyperband, defaults + warm start"].warm_first
+    # the package's own order (`warmstart.queue_first`): the warm start first
+    assert replay.METHODS["tpe+hyperband, warm start + defaults"].warm_first
+    assert not replay.METHODS["tpe+hyperband, defaults + warm start"].warm_first
     # a configuration queued already is not queued again: the next best takes its place
     first = replay.warm_starts(other)[0]
     assert replay.warm_starts(other, skip=[first]) == replay.warm_starts(other)[1:] + [
@@ -259,3 +260,22 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     monkeypatch.setattr(sys, "argv", ["search_value.py", "--budget", "2h", "--results", str(results), "--table-only"])
     sv.main()
     assert "| auto |" not in capsys.readouterr().out
+    # --keep: each run's study and model stay in a folder of its own; one there already is refused
+    # before anything runs
+    works = []
+
+    def kept(settings, budget, share, work, name):
+        works.append(work)
+        return {"accuracy": 0.9, "minutes": 30.0, "note": "-"}
+
+    monkeypatch.setattr(sv, "run_ours", kept)
+    keep = tmp_path / "kept"
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "3", "--keep", str(keep)])
+    sv.main()
+    assert works == [keep / "folder-30m-seed3-auto", keep / "folder-30m-seed3-no-search"]
+    assert all(w.is_dir() for w in works)
+    (keep / "folder-30m-seed4-no-search").mkdir()
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "4", "--keep", str(keep)])
+    with pytest.raises(SystemExit, match="seed4-no-search exists"):
+        sv.main()
+    assert len(works) == 2

@@ -91,3 +91,18 @@ def test_the_backend_flag_reaches_keras():
 ])
 def test_out_of_memory_is_recognised_on_every_backend(error, oom):
     assert is_out_of_memory(error) is oom
+
+
+def test_the_source_commit_is_the_checkouts_and_empty_without_git(monkeypatch):
+    import re
+
+    from cifar_automl import runtime
+
+    commit = runtime.source_commit()
+    assert re.fullmatch(r"[0-9a-f]{7,40}", commit), commit  # the tests run from a checkout
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert runtime.source_commit() == ""

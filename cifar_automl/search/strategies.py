@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
-from .local import IncumbentMoves
+from .local import LOCAL_SHARE, IncumbentMoves
 from .moasha import ParetoSuccessiveHalving
 from .objectives import Goal
 
@@ -32,9 +32,9 @@ def _tpe(seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
 
-def _tpe_local(seed: int) -> optuna.samplers.BaseSampler:
-    # half the trials refine the incumbent by one parameter (`local`)
-    return IncumbentMoves(_tpe(seed), seed)
+def tpe_local(seed: int, share: float = LOCAL_SHARE) -> optuna.samplers.BaseSampler:
+    """TPE with `share` of the trials (half by default) moving the incumbent by one parameter (`local`)."""
+    return IncumbentMoves(_tpe(seed), seed, share=share)
 
 
 def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
@@ -58,7 +58,7 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
 # TPE and NSGA-II read the trials' constraints (Trial.set_constraint: --max-latency, --max-params)
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe,
-    "tpe-local": _tpe_local,
+    "tpe-local": tpe_local,
     "nsga2": _nsga2,
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": _cmaes,

@@ -34,28 +34,30 @@ def requeue_interrupted(study: optuna.Study) -> int:
 
 
 def queue_first(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
-    """Queue what a new study tries first: the space's defaults, then the `--warm-start` source's
-    configurations; returns a note for each source queued.
+    """Queue what a new study tries first: the `--warm-start` source's configurations, then the space's
+    defaults; returns a note for each source queued.
 
-    The defaults stay first: `auto` times its search share on their trial. (Replayed, another study's
-    best before the defaults reached KerasTuner's final best sooner than after them, 4.54x against
-    2.50x on Fashion-MNIST: benchmarks/RESULTS.md, "Defaults, warm starts and moves from the
-    incumbent".)"""
+    The source the user named runs first: replayed, another study's best before the defaults reached
+    KerasTuner's final best sooner than after them (4.54x against 2.50x on Fashion-MNIST, 5.69x against
+    3.37x on CIFAR-10: benchmarks/RESULTS.md, "Defaults, warm starts and moves from the incumbent").
+    `auto` times its search share on the first trial, whichever it is (`auto.first_trial`)."""
     notes = []
-    if space.default_params() and queue_defaults(study, space):
-        notes.append("the first trial runs the space's defaults")
+    queued: list[str] = []
     if settings.warm_start:
         queued = warm_start(study, space, settings)
         notes.append(f"warm start from {settings.warm_start}: {len(queued)} configuration(s) queued"
                      + (f" ({', '.join(queued)})" if queued else ""))
+    if space.default_params() and queue_defaults(study, space):
+        notes.append("the space's defaults run after them" if queued else "the first trial runs the space's defaults")
     return notes
 
 
 def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
-    """Queue the space's defaults as a new study's first trial (as KerasTuner starts from its
-    hyperparameters' defaults); a study that already has trials, or had them queued, is left alone."""
+    """Queue the space's defaults as a new study's trial (as KerasTuner starts from its hyperparameters'
+    defaults): behind what a warm start queued, if anything; a study that has run trials, or had the
+    defaults queued, is left alone."""
     done = study.user_attrs.get("warm_started", [])
-    if "defaults" in done or study.get_trials(deepcopy=False):
+    if "defaults" in done or any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
         return False
     study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
     study.set_user_attr("warm_started", [*done, "defaults"])
@@ -64,9 +66,9 @@ def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
 
 def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
     """Queue configurations to try first: the presets this space can express ("baselines"), or the
-    WARM_STARTS best complete trials of another study, leaving out any this study already holds (the
-    space's defaults, when they were among the other study's best: the next best takes their place).
-    Once per study and source (recorded in the study)."""
+    WARM_STARTS best complete trials of another study, leaving out any this study already holds and the
+    space's defaults, which run anyway (when they were among the other study's best, the next best takes
+    their place). Once per study and source (recorded in the study)."""
     source = settings.warm_start
     done = study.user_attrs.get("warm_started", [])
     if source is None or source in done:
@@ -79,6 +81,8 @@ def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings
                        if "config" in t.user_attrs), key=accuracy, reverse=True)
         candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
     held = [t.system_attrs.get("fixed_params") or t.params for t in study.get_trials(deepcopy=False)]
+    if space.default_params():
+        held.append(space.default_params())
     queued = []
     for label, cfg in candidates:
         params = space.params_for(cfg)

@@ -33,9 +33,10 @@ def _other_study(tmp_path, space, scored):
         study.add_trial(create_trial(value=score, user_attrs={"config": cfg.to_dict()}))
 
 
-def test_the_defaults_run_first_and_a_warm_start_leaves_out_what_the_study_holds(tmp_path):
-    """`--warm-start OTHER_STUDY` on a space with defaults: the defaults first (`auto` times its search
-    share on them), then the other study's best, leaving out the defaults when they are among them."""
+def test_a_warm_start_runs_before_the_defaults_and_leaves_them_out_of_its_best(tmp_path):
+    """`--warm-start OTHER_STUDY` on a space with defaults: the other study's best first (replayed, that
+    order reaches a good configuration sooner), leaving out the defaults when they are among them, then
+    the defaults."""
     import optuna
 
     from cifar_automl.search.space import load_space
@@ -54,8 +55,7 @@ def test_the_defaults_run_first_and_a_warm_start_leaves_out_what_the_study_holds
         return [t.user_attrs["warm_start"] for t in study.get_trials(states=(TrialState.WAITING,))], notes
 
     labels, notes = queued(warm_start="before")
-    assert labels == ["space defaults", "before#0", "before#2", "before#3", "before#4", "before#5"]
-    assert notes == ["the first trial runs the space's defaults",
-                     "warm start from before: 5 configuration(s) queued (before#0, before#2, before#3, before#4, "
-                     "before#5)"]
-    assert queued()[0] == ["space defaults"]
+    assert labels == ["before#0", "before#2", "before#3", "before#4", "before#5", "space defaults"]
+    assert notes == ["warm start from before: 5 configuration(s) queued (before#0, before#2, before#3, before#4, "
+                     "before#5)", "the space's defaults run after them"]
+    assert queued() == (["space defaults"], ["the first trial runs the space's defaults"])
