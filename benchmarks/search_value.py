@@ -14,7 +14,8 @@ Printed: each run's test accuracy and minutes, then per method the mean, the spr
 deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
 ends (with date, commit and CPU; one that was stopped or failed is not), and a run already there is
 not repeated: the grid (3 seeds x 2 data sets x 2 budgets x 3 methods, about 45 hours on 2 cores)
-fills over several sittings, and `--table-only` prints what it holds. A space with defaults is needed for (b): `airbench` or `fast`.
+fills over several sittings, and `--table-only` prints what it holds. A space with defaults is needed
+for (b): `airbench`, `plain`, `inception` or `residual`.
 """
 
 from __future__ import annotations

@@ -201,9 +201,34 @@ class SearchSpace:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def default_params(self) -> dict[str, Any]:
-        """The Optuna parameters of the first trial a new study runs: every searched parameter's default."""
-        params = [*self.arch, *(p for ps in self.blocks.values() for p in ps), *self.train]
-        return {p.name: p.default for p in params if p.kind != "fixed" and p.default is not None}
+        """The Optuna parameters of the first trial a new study runs: the default of every searched
+        parameter that trial uses. Options of a block other than the default one, and parameters whose
+        `when` the defaults rule out, are left out (as a trial sampled with them records them), so the
+        queued trial compares equal to a configuration that runs the same; where a choice has no
+        default, what depends on it keeps its defaults."""
+        params: dict[str, Any] = {}
+
+        def walk(section: tuple[Param, ...]) -> dict[str, Any]:
+            values: dict[str, Any] = {}  # field -> its value, when the defaults decide it
+            for p in section:
+                if any(k in values and values[k] != v for k, v in p.when):
+                    values[p.field] = _UNUSED  # what depends on it is unused too
+                    continue
+                value = p.value if p.kind == "fixed" else p.default
+                if value is not None:
+                    values[p.field] = value
+                if p.kind != "fixed" and p.default is not None:
+                    params[p.name] = p.default
+            return values
+
+        arch = walk(self.arch)
+        searched_block = any(p.field == "block" and p.kind != "fixed" for p in self.arch)
+        block = arch.get("block", None if searched_block else ArchConfig.block)
+        for name, section in self.blocks.items():
+            if block is None or name == block:
+                walk(section)
+        walk(self.train)
+        return params
 
     def params_for(self, cfg: TrialConfig) -> dict[str, Any] | None:
         """The Optuna parameters under which this space samples `cfg` (numbers moved into the space's
@@ -240,6 +265,9 @@ class SearchSpace:
             arch=ArchConfig(**arch, block_options=options),
             train=TrainConfig(**train, epochs=epochs),
         )
+
+
+_UNUSED = object()  # default_params: a parameter its `when` leaves out
 
 
 def _sample_section(params: tuple[Param, ...], trial: TrialLike) -> dict[str, Any]:

@@ -123,6 +123,22 @@ def test_defaults_are_the_first_trial_and_the_rest_is_sampled():
     assert load_space("tiny").default_params() == {}  # no defaults: nothing is queued
 
 
+def test_defaults_leave_out_what_the_default_trial_does_not_use():
+    """Options of blocks other than the default one and parameters whose `when` the defaults rule out
+    are not queued: the queued trial's parameters equal those of the configuration it runs (so a warm
+    start of that configuration is seen as held)."""
+    text = ("arch:\n  block: {type: categorical, choices: [plain, residual]%s}\n"
+            "blocks:\n  residual:\n    preact: {type: categorical, choices: [false, true], default: true}\n"
+            "train:\n  optimizer: {type: categorical, choices: [adam, sgd], default: adam}\n"
+            "  momentum: {type: float, low: 0.8, high: 0.95, when: {optimizer: sgd}, default: 0.9}\n")
+    space = parse_space(text % ", default: plain")
+    assert space.default_params() == {"block": "plain", "optimizer": "adam"}
+    cfg = space.sample(optuna.trial.FixedTrial(space.default_params()), epochs=2)
+    assert space.params_for(cfg) == space.default_params()
+    # no default for the block: whichever is sampled runs its options' defaults
+    assert parse_space(text % "").default_params() == {"residual.preact": True, "optimizer": "adam"}
+
+
 def test_airbench_defaults_are_the_published_recipe():
     space = load_space("airbench")
     cfg = space.sample(optuna.trial.FixedTrial(space.default_params()), epochs=10)
