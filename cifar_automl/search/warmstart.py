@@ -56,19 +56,25 @@ def queue_defaults(study: optuna.Study, space: SearchSpace) -> bool:
     """Queue the space's defaults as a new study's trial (as KerasTuner starts from its hyperparameters'
     defaults): behind what a warm start queued, if anything; a study that has run trials, or had the
     defaults queued, is left alone."""
-    done = study.user_attrs.get("warm_started", [])
-    if "defaults" in done or any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+    if not _takes_defaults(study):
         return False
+    done = study.user_attrs.get("warm_started", [])
     study.enqueue_trial(space.default_params(), user_attrs={"warm_start": "space defaults"})
     study.set_user_attr("warm_started", [*done, "defaults"])
     return True
 
 
+def _takes_defaults(study: optuna.Study) -> bool:
+    """Whether `queue_defaults` would queue the defaults: they are not queued yet, and no trial has run."""
+    return ("defaults" not in study.user_attrs.get("warm_started", [])
+            and all(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False)))
+
+
 def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings) -> list[str]:
     """Queue configurations to try first: the presets this space can express ("baselines"), or the
     WARM_STARTS best complete trials of another study, leaving out any this study already holds and the
-    space's defaults, which run anyway (when they were among the other study's best, the next best takes
-    their place). Once per study and source (recorded in the study)."""
+    space's defaults when a new study queues them next (when they were among the other study's best,
+    the next best takes their place). Once per study and source (recorded in the study)."""
     source = settings.warm_start
     done = study.user_attrs.get("warm_started", [])
     if source is None or source in done:
@@ -81,7 +87,7 @@ def warm_start(study: optuna.Study, space: SearchSpace, settings: SearchSettings
                        if "config" in t.user_attrs), key=accuracy, reverse=True)
         candidates = [(f"{source}#{t.number}", TrialConfig.from_dict(t.user_attrs["config"])) for t in best]
     held = [t.system_attrs.get("fixed_params") or t.params for t in study.get_trials(deepcopy=False)]
-    if space.default_params():
+    if space.default_params() and _takes_defaults(study):  # queued right after: not a warm start's to run
         held.append(space.default_params())
     queued = []
     for label, cfg in candidates:

@@ -59,3 +59,9 @@ def test_a_warm_start_runs_before_the_defaults_and_leaves_them_out_of_its_best(t
     assert notes == ["warm start from before: 5 configuration(s) queued (before#0, before#2, before#3, before#4, "
                      "before#5)", "the space's defaults run after them"]
     assert queued() == (["space defaults"], ["the first trial runs the space's defaults"])
+    # a study that has run a trial takes no defaults: among the other study's best, they are a warm start
+    ran = optuna.create_study(direction="maximize")
+    ran.tell(ran.ask(), 0.5)
+    queue_first(ran, space, settings(tmp_path, space="airbench", warm_start="before"))
+    assert [t.user_attrs["warm_start"] for t in ran.get_trials(states=(TrialState.WAITING,))] == [
+        "before#0", "before#1", "before#2", "before#3", "before#4"]
