@@ -35,8 +35,9 @@ def origin(trial: optuna.trial.FrozenTrial) -> str | None:
     one-parameter move from an earlier incumbent (`--sampler tpe-local`: "learning_rate of #12")."""
     if trial.user_attrs.get("warm_start"):
         return trial.user_attrs["warm_start"]
-    if _retry_of(trial) is not None:  # (a retry copies the system attributes of the trial it repeats)
-        return f"retry of #{_retry_of(trial)}"
+    retry_of = _retry_of(trial)
+    if retry_of is not None:  # (a retry copies the system attributes of the trial it repeats)
+        return f"retry of #{retry_of}"
     move = trial.system_attrs.get(LOCAL_MOVE)
     return f"{move['param']} of #{move['from']}" if move else None
 
