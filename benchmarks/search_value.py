@@ -5,11 +5,13 @@
 
 Per seed, three runs of the same budget, space, data and held-out test split (the carved one for the
 CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
-- (a) `auto`: `run_auto` with --search-share (its search, its retrain plan);
+- (a) `auto`: `run_auto` with --search-share, or its own share when none is given (its search, its
+  retrain plan);
 - (b) no search: `auto --search-share 0`, the space's defaults retrained for the whole budget;
 - (c) KerasTuner: its `Hyperband` on the same space (`SpaceHyperModel`: the same models, training and
-  data) for the same search share, stopped when the share is spent, then its best configuration
-  retrained by the same planner for the rest of the budget.
+  data) for the same search share (without --search-share, the most `auto` would take), stopped when
+  the share is spent, then its best configuration retrained by the same planner for the rest of the
+  budget.
 Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
 deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
 ends (with date, commit and CPU; one that was stopped or failed is not), and a run already there is
@@ -43,13 +45,14 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 from cifar_automl.auto import (  # noqa: E402
     FILL_SHARE,
     SEARCH_SHARE,
+    default_search_share,
     parse_duration,
     plan_budget,
     retrain_plan_of,
     run_auto,
 )
 from cifar_automl.results import RetrainSettings, load_study_data, retrain_trial  # noqa: E402
-from cifar_automl.search import SearchSettings, prepare  # noqa: E402
+from cifar_automl.search import SearchSettings, load_space, prepare  # noqa: E402
 from cifar_automl.search.kerastuner import SpaceHyperModel  # noqa: E402
 from cifar_automl.training import EpochRecorder, images_per_epoch, matching_tta  # noqa: E402
 
@@ -193,8 +196,10 @@ def main() -> None:
     ap.add_argument("--space", default="airbench")
     ap.add_argument("--subset", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--search-share", type=float, default=SEARCH_SHARE,
-                    help="(a) and (c): the share of the budget spent searching (default: auto's, %(default)s)")
+    ap.add_argument("--search-share", type=float, default=None,
+                    help="(a) and (c): the share of the budget spent searching (default: auto's own, which after "
+                         "a space's defaults is sized on them, and for KerasTuner the most auto would take: "
+                         f"{default_search_share(True):.2f} of the budget with defaults, {SEARCH_SHARE:g} without)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--results", type=Path, default=RESULTS,
                     help="the runs, one JSON line each (default: benchmarks/data/search_value.jsonl): a run "
@@ -204,9 +209,13 @@ def main() -> None:
                     help="keep each run's study, retrained model and report in a new folder under this one (by "
                          "default they go in a temporary folder): `cifar-automl report` reads them afterwards")
     args = ap.parse_args()
+    # without --search-share, auto sizes its own search (after the defaults: 10 trials like them, at most
+    # default_search_share of the budget) and KerasTuner searches for that most
+    kt_share = (default_search_share(bool(load_space(args.space).default_params())) if args.search_share is None
+                else args.search_share)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
-            "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": args.search_share,
+            "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": "default" if args.search_share is None else args.search_share,
             "subset": args.subset, "epochs": args.epochs}
     machine = _machine()  # the commit that runs, read before a later commit can move HEAD
     for seed in [] if args.keep is None or args.table_only else args.seeds:
@@ -231,7 +240,7 @@ def main() -> None:
                 elif method == "no search":
                     run = run_ours(settings, args.budget, 0.0, work, f"defaults-{seed}")
                 else:
-                    run = run_kerastuner(settings, args.budget, args.search_share, work)
+                    run = run_kerastuner(settings, args.budget, kt_share, work)
             print(f"seed {seed} {method:22s} test {run['accuracy']:.4f} in {run['minutes']:.1f} min | {run['note']}",
                   flush=True)
             if not math.isfinite(run["accuracy"]):  # stopped or failed: not a result, run again next time
@@ -241,8 +250,9 @@ def main() -> None:
             with args.results.open("a") as f:  # each run as it ends: an interrupted grid keeps what it ran
                 f.write(json.dumps(run) + "\n")
     runs = [r for r in load_runs(args.results) if same_cell(r, cell) and (args.table_only or r["seed"] in args.seeds)]
-    print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share "
-          f"{args.search_share}, subset {args.subset}, {args.epochs} epochs per trial")
+    share = (f"auto's own (KerasTuner's {kt_share:.2f})" if args.search_share is None else f"{args.search_share:g}")
+    print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share {share}, "
+          f"subset {args.subset}, {args.epochs} epochs per trial")
     print("\n".join(table(runs, args.methods)))
 
 

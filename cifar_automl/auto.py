@@ -11,6 +11,12 @@ A space with defaults (a known-good recipe) runs them as the first trial, after 
 `--warm-start` source when one is given. If the search share holds fewer than MIN_SEARCH_TRIALS trials
 as long as the first one, a search cannot be expected to pay for itself: `auto` says so, stops
 searching, and spends the rest of the budget retraining that first trial.
+
+A search share is paid for with retrain epochs. Without --search-share, after a known-good first trial
+`auto` searches only for as long as MIN_SEARCH_TRIALS trials like it take, and only if that share costs
+the retrain less than what such a search was measured to buy (`retrain_cost`, KNOWN_GOOD_SEARCH_GAIN):
+measured on Fashion-MNIST, half the budget cost the retrain about three times what the search bought.
+A space without defaults (and no warm start) searches for half the budget.
 """
 
 from __future__ import annotations
@@ -50,7 +56,16 @@ from .training import images_per_epoch, matching_tta, steps_per_epoch
 from .training.evaluate import TTA_VIEWS
 from .training.fit import RESIZE_MIN_EPOCHS
 
-SEARCH_SHARE = 0.5  # of the budget, for the search
+SEARCH_SHARE = 0.5  # of the budget, for a search from scratch (a space without defaults, no warm start)
+# What a search share costs the retrain: it trains (1 - share) of the epochs, and test error grew as
+# epochs ** -RETRAIN_ERROR_EXPONENT when the airbench space's defaults and a search's winner were retrained
+# for fewer epochs on all of Fashion-MNIST (0.11 and 0.13; benchmarks/RESULTS.md, "What the search share
+# costs and buys")
+RETRAIN_ERROR_EXPONENT = 0.12
+# What a search of MIN_SEARCH_TRIALS trials bought over a known-good first trial, as a relative cut in test
+# error at equal retrain epochs: its winner against airbench's defaults, both retrained 6 and 10 epochs on
+# Fashion-MNIST (1.6% and 3.3%, the same RESULTS section)
+KNOWN_GOOD_SEARCH_GAIN = 0.025
 AUTO_TRIALS = 10_000  # `auto` searches until its share of the budget is spent, unless --trials says less
 RESERVE_SHARE = 0.04  # of the budget, kept for loading data, the test evaluation and the report
 # once the retrain's data are loaded, what the reserve still keeps beside the estimated test pass: saving
@@ -105,10 +120,31 @@ class BudgetPlan:
         return (f"budget {self.total / 60:.0f} min: search {self.search / 60:.0f} min, retrain + test "
                 f"{self.retrain / 60:.0f} min, {self.reserve / 60:.1f} min kept for data, evaluation and report")
 
+    @property
+    def share(self) -> float:
+        """The share of the budget (less the reserve) that searches."""
+        return self.search / (self.search + self.retrain) if self.search + self.retrain else 0.0
+
     def seconds_left(self, start: float) -> float:
         """The seconds a retrain and its test pass may take, its data loaded, of a budget begun at `start`
         (`time.time()`): of the reserve only what the end needs beside the test pass (saving, the report)."""
         return start + self.total - min(self.reserve, FINISH_SECONDS) - time.time()
+
+
+def retrain_cost(share: float) -> float:
+    """How much more test error (relative) the retrain is expected to end with when a search takes `share`
+    of the budget: its epochs shrink to (1 - share)."""
+    return (1 - min(share, 0.999)) ** -RETRAIN_ERROR_EXPONENT - 1
+
+
+def default_search_share(known_first: bool) -> float:
+    """`auto`'s search share when none is given. From scratch (no defaults, no warm start): SEARCH_SHARE.
+    After a known-good first trial (the space's defaults or a warm start's best): at most the share whose
+    `retrain_cost` is what a search around such a trial was measured to buy (KNOWN_GOOD_SEARCH_GAIN), about
+    0.19; `run_auto` then searches only for as long as MIN_SEARCH_TRIALS trials like the first take."""
+    if not known_first:
+        return SEARCH_SHARE
+    return 1 - (1 + KNOWN_GOOD_SEARCH_GAIN) ** (-1 / RETRAIN_ERROR_EXPONENT)
 
 
 def plan_budget(total_seconds: float, search_share: float = SEARCH_SHARE) -> BudgetPlan:
@@ -280,6 +316,31 @@ def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
     return seconds[0] + (epochs - 1) * statistics.median(seconds[1:] or seconds)
 
 
+def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[BudgetPlan | None, str | None]:
+    """Once the first trial (`what`) is timed (`cost`: its seconds unpruned), the plan the search goes on
+    under, or None when no search pays (the first trial is retrained), and what to say about it (None:
+    nothing new). A search needs MIN_SEARCH_TRIALS trials like the first. `sized` (no --search-share,
+    after a known-good first trial): it gets just that long, if that costs the retrain less than
+    KNOWN_GOOD_SEARCH_GAIN (`plan` holds the most it may take); otherwise it gets `plan`'s share, if that
+    holds them."""
+    held = plan.search / cost if cost else math.inf
+    if sized:
+        needed = MIN_SEARCH_TRIALS * cost / (plan.search + plan.retrain)  # the share such a search takes
+        lead = (f"{MIN_SEARCH_TRIALS} trials like the first, {what} ({cost / 60:.1f} min each), take {needed:.0%} "
+                f"of the budget and cost the retrain about {retrain_cost(needed):.1%} more test error")
+        if held < MIN_SEARCH_TRIALS:
+            return None, (f"{lead}, more than the {KNOWN_GOOD_SEARCH_GAIN:.1%} a search around a known-good trial "
+                          f"bought when measured: no search, the rest of the budget goes to retraining {what}")
+        searched = plan_budget(plan.total, needed)
+        return searched, (f"{lead}, less than the {KNOWN_GOOD_SEARCH_GAIN:.1%} a search around a known-good trial "
+                          f"bought when measured: the search runs {searched.search / 60:.1f} min")
+    if held < MIN_SEARCH_TRIALS:
+        return None, (f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials like the first, "
+                      f"{what} ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs to pay "
+                      f"for itself: the rest of the budget goes to retraining {what}")
+    return plan, None
+
+
 def first_trial(study: optuna.Study) -> FrozenTrial | None:
     """The trial a new study queued first (`warmstart.queue_first`: a `--warm-start` source's best, or
     the space's defaults), or None if the study queued none."""
@@ -326,7 +387,7 @@ def _stderr(message: str) -> None:
 def run_auto(
     settings: SearchSettings,
     budget: float,
-    search_share: float = SEARCH_SHARE,
+    search_share: float | None = None,
     *,
     overwrite: bool = False,
     progress: bool = False,
@@ -339,21 +400,32 @@ def run_auto(
 
     The search is `run_search(settings)` with the share as its timeout (running trials are pruned when
     it is spent); the first trial (the --warm-start source's best, or the space's defaults) runs alone
-    first, and the search stops there when the share cannot hold MIN_SEARCH_TRIALS trials like it
-    (that trial is then retrained with all the time left); `on_search_end` sees the search's outcome.
+    first, and `size_search` decides on it: the search stops there when the share cannot hold
+    MIN_SEARCH_TRIALS trials like it (that trial is then retrained with all the time left). With
+    `search_share` None after such a first trial, the share is sized on it: MIN_SEARCH_TRIALS trials'
+    worth, if that is at most `default_search_share`; from scratch, SEARCH_SHARE. `on_search_end` sees
+    the search's outcome.
     If the search was interrupted or stopped early (failures), nothing more is done:
     `AutoOutcome.result` is None. `say` receives the plan and the retrain choice as lines of text.
     """
     start = time.time()
     if settings.timeout is not None:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
-    plan = plan_budget(budget, search_share)
     queues_first = bool(load_space(settings.space).default_params() or settings.warm_start)
+    sized = search_share is None and queues_first  # the search is sized on the first trial, at most this share
+    plan = plan_budget(budget, default_search_share(queues_first) if search_share is None else search_share)
     if not plan.search and not queues_first:
         raise UserError(f"--search-share 0 retrains the space's defaults (or a --warm-start's best), and space "
                         f"'{settings.space}' has none")
-    say(plan.describe(f"the first of --warm-start {settings.warm_start}" if settings.warm_start
-                      else "the space's defaults"))
+    what_first = (f"the first of --warm-start {settings.warm_start}" if settings.warm_start
+                  else "the space's defaults")
+    if sized:
+        say(f"budget {plan.total / 60:.0f} min: {what_first} run first; a search of {MIN_SEARCH_TRIALS} trials like "
+            f"it follows if they take at most {plan.share:.0%} of the budget, the share a search around a known-good "
+            f"trial was measured to pay back (--search-share sets one); then the retrain and test, "
+            f"{plan.reserve / 60:.1f} min kept for data, evaluation and report")
+    else:
+        say(plan.describe(what_first))
     searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
     known = None  # the first trial (the space's defaults or a warm start), when the share cannot pay for a search
     if not plan.search:  # no search: two epochs of the first trial (a study of 2-epoch trials) time it
@@ -372,13 +444,13 @@ def run_auto(
         if first is not None and first.state == TrialState.FAIL:
             say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
         if not _ended_early(search) and _usable(first):
-            cost = trial_seconds(first, settings.epochs)
-            held = plan.search / cost if cost else math.inf
-            if held < MIN_SEARCH_TRIALS:
+            searched, message = size_search(plan, trial_seconds(first, settings.epochs), sized, _what(first))
+            if message:
+                say(message)
+            if searched is None:
                 known = first
-                say(f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials like the first, "
-                    f"{_what(first)} ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs "
-                    f"to pay for itself: the rest of the budget goes to retraining {_what(first)}")
+            else:
+                plan = searched
         if known is None and not _ended_early(search) and settings.trials > 1:
             left = plan.search - (time.time() - start)
             if left > 0:

@@ -26,7 +26,14 @@ import optuna_dashboard
 import pandas as pd
 
 from . import __version__
-from .auto import AUTO_TRIALS, SEARCH_SHARE, parse_duration, run_auto
+from .auto import (
+    AUTO_TRIALS,
+    MIN_SEARCH_TRIALS,
+    SEARCH_SHARE,
+    default_search_share,
+    parse_duration,
+    run_auto,
+)
 from .config import TrialConfig
 from .errors import SearchError, UserError
 from .models import PRESETS, build_model, build_preset, get_preset
@@ -195,9 +202,13 @@ class Auto(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--budget", type=_checked(parse_duration), required=True,
                        help="wall time for search + retrain + test + report, e.g. 2h, 90m, 1h30m")
-        p.add_argument("--search-share", type=float, default=SEARCH_SHARE,
+        p.add_argument("--search-share", type=float, default=None,
                        help="share of the budget spent searching; 0: no search, the space's defaults (or the first "
-                            "--warm-start configuration) retrained for the whole budget (default: %(default)s)")
+                            "--warm-start configuration) retrained for the whole budget (default: after a space's "
+                            f"defaults or a --warm-start's best, as long as {MIN_SEARCH_TRIALS} trials like it take, if that is "
+                            f"at most {100 * default_search_share(True):.0f}%% of the budget, else no search; "
+                            f"{SEARCH_SHARE:g} for a "
+                            "search from scratch)")
         p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the chosen trial")
         Search().add_arguments(p, trials=AUTO_TRIALS)
 

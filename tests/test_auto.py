@@ -10,10 +10,16 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from cifar_automl.auto import (
+    KNOWN_GOOD_SEARCH_GAIN,
+    RETRAIN_ERROR_EXPONENT,
+    SEARCH_SHARE,
     choose_retrain,
+    default_search_share,
     parse_duration,
     plan_budget,
+    retrain_cost,
     retrain_plan_of,
+    size_search,
     trial_seconds,
 )
 from cifar_automl.errors import UserError
@@ -41,6 +47,34 @@ def test_plan_splits_the_budget():
         plan_budget(7200, 1.0)
     none = plan_budget(7200, 0.0)
     assert none.search == 0 and none.retrain == pytest.approx(7200 - 288) and "no search" in none.describe()
+    assert (plan.share, none.share) == pytest.approx((0.4, 0.0))
+
+
+def test_the_default_share_is_what_a_search_around_a_known_good_trial_can_pay_for():
+    assert default_search_share(False) == SEARCH_SHARE == 0.5  # from scratch: half
+    share = default_search_share(True)  # after the defaults or a warm start: the most the retrain can spare
+    assert 0 < share < 0.25
+    assert retrain_cost(share) == pytest.approx(KNOWN_GOOD_SEARCH_GAIN)  # its cost is what such a search bought
+    assert retrain_cost(share) == pytest.approx((1 - share) ** -RETRAIN_ERROR_EXPONENT - 1)
+    assert retrain_cost(SEARCH_SHARE) > 3 * KNOWN_GOOD_SEARCH_GAIN and retrain_cost(0) == 0  # half costs far more
+
+
+def test_a_search_after_a_known_good_trial_is_sized_on_it_or_not_run():
+    """The measured Fashion-MNIST case: the defaults' trial took 85 s. Ten like it are half of 30 minutes,
+    which costs the retrain more than a search buys: no search. At 2 hours they are an eighth: the search
+    runs for just that long. An explicit share is kept whenever it holds ten."""
+    most = default_search_share(True)
+    short = plan_budget(1800, most)
+    plan, said = size_search(short, 85.0, sized=True, what="the space's defaults")
+    assert plan is None and "take 49% of the budget" in said and "no search" in said, said
+    long = plan_budget(7200, most)
+    plan, said = size_search(long, 85.0, sized=True, what="the space's defaults")
+    assert plan.search == pytest.approx(850.0) and plan.total == 7200 and "the search runs 14.2 min" in said, said
+    assert retrain_cost(plan.share) < KNOWN_GOOD_SEARCH_GAIN < retrain_cost(0.49)
+    half = plan_budget(1800, 0.5)  # --search-share 0.5: 864 s hold 10.2 trials of 85 s
+    assert size_search(half, 85.0, sized=False, what="x") == (half, None)
+    plan, said = size_search(half, 90.0, sized=False, what="x")  # 9.6 trials: too few
+    assert plan is None and "fewer than the 10 a search needs" in said, said
 
 
 def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None, augment=None):
@@ -192,12 +226,13 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
     space = _tiny_with_defaults(tmp_path)
     warm = _earlier_study(space, studies)
     start = time.time()
-    code = _auto(space, image_tree, studies, "--budget", "40s", "--search-share", "0.2", "--warm-start", "before")
+    code = _auto(space, image_tree, studies, "--budget", "40s", "--warm-start", "before")
     elapsed = time.time() - start
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "trials like the first, the warm start before#0" in err, err
-    assert "fewer than the 10 a search needs to pay for itself" in err, err
+    assert "the first of --warm-start before run first; a search of 10 trials like it follows if" in err, err
+    assert "10 trials like the first, the warm start before#0" in err, err
+    assert "a search around a known-good trial bought when measured: no search" in err, err
     assert "retrain trial 0 (val" in err and "the warm start before#0: no search" in err, err
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     ran, waiting = study.trials[0], study.trials[1:]

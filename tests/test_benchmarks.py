@@ -224,12 +224,13 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     sv = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sv)
     ran = []
+    SHARE = None  # without --search-share, auto sizes its own search
 
     def ours(settings, budget, share, work, name):
         ran.append((name, share))
         if settings.seed == 2:  # a search stopped with Ctrl-C: no result
             return {"accuracy": math.nan, "minutes": 1.0, "note": "interrupted"}
-        return {"accuracy": 0.8 + 0.01 * settings.seed + (0.05 if share else 0.0), "minutes": budget / 60, "note": "-"}
+        return {"accuracy": 0.8 + 0.01 * settings.seed + (0.0 if share == 0 else 0.05), "minutes": budget / 60, "note": "-"}
 
     monkeypatch.setattr(sv, "run_ours", ours)
     results = tmp_path / "runs.jsonl"
@@ -238,7 +239,7 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     sv.main()
     monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "1"])  # seed 0 is there: only seed 1 runs
     sv.main()
-    assert ran == [("auto-0", sv.SEARCH_SHARE), ("defaults-0", 0.0), ("auto-1", sv.SEARCH_SHARE), ("defaults-1", 0.0)]
+    assert ran == [("auto-0", SHARE), ("defaults-0", 0.0), ("auto-1", SHARE), ("defaults-1", 0.0)]
     assert len(results.read_text().splitlines()) == 4
     out = capsys.readouterr().out
     assert "seed 0 auto                   already in runs.jsonl" in out
@@ -248,7 +249,7 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "2"])
     sv.main()
     sv.main()
-    assert ran[4:] == [("auto-2", sv.SEARCH_SHARE), ("defaults-2", 0.0)] * 2
+    assert ran[4:] == [("auto-2", SHARE), ("defaults-2", 0.0)] * 2
     assert len(results.read_text().splitlines()) == 4
     # another share is another cell for auto, not for no search (which has none)
     ran.clear()
