@@ -215,7 +215,8 @@ def main() -> None:
                 else args.search_share)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
-            "space": args.space, "budget_minutes": round(args.budget / 60, 2), "search_share": "default" if args.search_share is None else args.search_share,
+            "space": args.space, "budget_minutes": round(args.budget / 60, 2),
+            "search_share": "default" if args.search_share is None else args.search_share,
             "subset": args.subset, "epochs": args.epochs}
     machine = _machine()  # the commit that runs, read before a later commit can move HEAD
     for seed in [] if args.keep is None or args.table_only else args.seeds:

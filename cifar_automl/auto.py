@@ -15,7 +15,7 @@ searching, and spends the rest of the budget retraining that first trial.
 A search share is paid for with retrain epochs. Without --search-share, after a known-good first trial
 `auto` searches only for as long as MIN_SEARCH_TRIALS trials like it take, and only if that share costs
 the retrain less than what such a search was measured to buy (`retrain_cost`, KNOWN_GOOD_SEARCH_GAIN):
-measured on Fashion-MNIST, half the budget cost the retrain about three times what the search bought.
+measured on Fashion-MNIST, half the budget cost the retrain three and a half times what the search bought.
 A space without defaults (and no warm start) searches for half the budget.
 """
 

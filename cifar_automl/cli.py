@@ -205,10 +205,9 @@ class Auto(Command):
         p.add_argument("--search-share", type=float, default=None,
                        help="share of the budget spent searching; 0: no search, the space's defaults (or the first "
                             "--warm-start configuration) retrained for the whole budget (default: after a space's "
-                            f"defaults or a --warm-start's best, as long as {MIN_SEARCH_TRIALS} trials like it take, if that is "
-                            f"at most {100 * default_search_share(True):.0f}%% of the budget, else no search; "
-                            f"{SEARCH_SHARE:g} for a "
-                            "search from scratch)")
+                            f"defaults or a --warm-start's best, as long as {MIN_SEARCH_TRIALS} trials like it take, "
+                            f"if that is at most {100 * default_search_share(True):.0f}%% of the budget, else no "
+                            f"search; {SEARCH_SHARE:g} for a search from scratch)")
         p.add_argument("--overwrite", action="store_true", help="replace an earlier retrain of the chosen trial")
         Search().add_arguments(p, trials=AUTO_TRIALS)
 
