@@ -50,9 +50,10 @@ from cifar_automl.auto import (  # noqa: E402
     plan_budget,
     retrain_plan_of,
     run_auto,
+    runs_known_first,
 )
 from cifar_automl.results import RetrainSettings, load_study_data, retrain_trial  # noqa: E402
-from cifar_automl.search import SearchSettings, load_space, prepare  # noqa: E402
+from cifar_automl.search import SearchSettings, prepare  # noqa: E402
 from cifar_automl.search.kerastuner import SpaceHyperModel  # noqa: E402
 from cifar_automl.training import EpochRecorder, images_per_epoch, matching_tta  # noqa: E402
 
@@ -211,8 +212,8 @@ def main() -> None:
     args = ap.parse_args()
     # without --search-share, auto sizes its own search (after the defaults: 10 trials like them, at most
     # default_search_share of the budget) and KerasTuner searches for that most
-    kt_share = (default_search_share(bool(load_space(args.space).default_params())) if args.search_share is None
-                else args.search_share)
+    kt_share = (default_search_share(runs_known_first(SearchSettings(space=args.space)))
+                if args.search_share is None else args.search_share)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cell = {"dataset": args.dataset, "data": Path(args.data_dir).name if args.dataset == "folder" else None,
             "space": args.space, "budget_minutes": round(args.budget / 60, 2),

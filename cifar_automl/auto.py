@@ -137,6 +137,12 @@ def retrain_cost(share: float) -> float:
     return (1 - min(share, 0.999)) ** -RETRAIN_ERROR_EXPONENT - 1
 
 
+def runs_known_first(settings: SearchSettings) -> bool:
+    """Whether a new study of these settings runs a known-good first trial: the space's defaults, or a
+    `--warm-start` source's best."""
+    return bool(load_space(settings.space).default_params() or settings.warm_start)
+
+
 def default_search_share(known_first: bool) -> float:
     """`auto`'s search share when none is given. From scratch (no defaults, no warm start): SEARCH_SHARE.
     After a known-good first trial (the space's defaults or a warm start's best): at most the share whose
@@ -411,7 +417,7 @@ def run_auto(
     start = time.time()
     if settings.timeout is not None:
         raise UserError("auto plans the search time from --budget and --search-share: leave out --timeout")
-    queues_first = bool(load_space(settings.space).default_params() or settings.warm_start)
+    queues_first = runs_known_first(settings)
     sized = search_share is None and queues_first  # the search is sized on the first trial, at most this share
     plan = plan_budget(budget, default_search_share(queues_first) if search_share is None else search_share)
     if not plan.search and not queues_first:
