@@ -10,7 +10,9 @@ in steps to the time left (its last epoch cut short).
 A space with defaults (a known-good recipe) runs them as the first trial, after the best of a
 `--warm-start` source when one is given. If the search share holds fewer than MIN_SEARCH_TRIALS trials
 as long as the first one, a search cannot be expected to pay for itself: `auto` says so, stops
-searching, and spends the rest of the budget retraining that first trial.
+searching, and spends the rest of the budget retraining that first trial. It knows this once the
+first trial's first two epochs are timed, and stops that trial there (`first_trial_cap`), so that
+such a budget costs what --search-share 0 costs.
 
 A search share is paid for with retrain epochs. Without --search-share, after a known-good first trial
 `auto` searches only for as long as MIN_SEARCH_TRIALS trials like it take, and only if that share costs
@@ -44,6 +46,8 @@ from .results import (
     retrain_trial,
 )
 from .search import (
+    COST_CAP,
+    TIMED_EPOCHS,
     TIMEOUT_REACHED,
     SearchOutcome,
     SearchReporter,
@@ -52,9 +56,8 @@ from .search import (
     run_search,
 )
 from .study import accuracy
-from .training import images_per_epoch, matching_tta, steps_per_epoch
+from .training import images_per_epoch, matching_tta, projected_seconds, steps_per_epoch
 from .training.evaluate import TTA_VIEWS
-from .training.fit import RESIZE_MIN_EPOCHS
 
 SEARCH_SHARE = 0.5  # of the budget, for a search from scratch (a space without defaults, no warm start)
 # What a search share costs the retrain: it trains (1 - share) of the epochs, and test error grew as
@@ -85,8 +88,8 @@ FILL_SHARE = 0.05
 # third of a full one; a search that holds fewer cannot be expected to beat a known-good default
 MIN_SEARCH_TRIALS = 10
 # --search-share 0 times the first trial (the defaults) with this many epochs: the first epoch also
-# builds and traces the model
-NO_SEARCH_EPOCHS = 2
+# builds and traces the model. A first trial too slow for a search stops there too (`first_trial_cap`)
+NO_SEARCH_EPOCHS = TIMED_EPOCHS
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -315,11 +318,20 @@ def _fill(choice: RetrainChoice, trial: FrozenTrial, seconds: float, retrain_ima
 def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
     """The wall seconds of this trial trained for all `epochs` unpruned: what it took, or, if it was
     stopped early, its first epoch (which also builds and traces the model) and its steady epochs'
-    median for the rest (0 if it recorded no epoch)."""
-    seconds = trial.user_attrs.get("epoch_seconds") or []
-    if not seconds or len(seconds) >= epochs:
-        return float(sum(seconds))
-    return seconds[0] + (epochs - 1) * statistics.median(seconds[1:] or seconds)
+    median for the rest (0 if it recorded no epoch); for a trial stopped by its cost cap, the
+    projection that stopped it."""
+    if trial.user_attrs.get("pruned_reason") == COST_CAP and trial.user_attrs.get("projected_seconds"):
+        return float(trial.user_attrs["projected_seconds"])
+    return projected_seconds(trial.user_attrs.get("epoch_seconds") or [], epochs)
+
+
+def first_trial_cap(plan: BudgetPlan) -> float:
+    """The most seconds a first trial may take unpruned and still leave room for a search: `size_search`
+    runs none when the share (for a sized search, the most it may take) holds fewer than
+    MIN_SEARCH_TRIALS trials like it. A slower first trial stops once TIMED_EPOCHS epochs show it, as
+    --search-share 0's two timing epochs do, so that a budget with no room for a search costs no more
+    than no search."""
+    return plan.search / MIN_SEARCH_TRIALS
 
 
 def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[BudgetPlan | None, str | None]:
@@ -334,6 +346,10 @@ def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[
         needed = MIN_SEARCH_TRIALS * cost / (plan.search + plan.retrain)  # the share such a search takes
         lead = (f"{MIN_SEARCH_TRIALS} trials like the first, {what} ({cost / 60:.1f} min each), take {needed:.0%} "
                 f"of the budget and cost the retrain about {retrain_cost(needed):.1%} more test error")
+        if needed >= 1:
+            return None, (f"{MIN_SEARCH_TRIALS} trials like the first, {what} ({cost / 60:.1f} min each), take more "
+                          f"than the whole budget ({needed:.0%} of it): no search, the rest of the budget goes to "
+                          f"retraining {what}")
         if held < MIN_SEARCH_TRIALS:
             return None, (f"{lead}, more than the {KNOWN_GOOD_SEARCH_GAIN:.1%} a search around a known-good trial "
                           f"bought when measured: no search, the rest of the budget goes to retraining {what}")
@@ -445,7 +461,8 @@ def run_auto(
     elif queues_first:
         # the first trial (the --warm-start source's best, or the space's defaults) tells whether the share
         # holds a search worth running
-        search = run_search(dataclasses.replace(searching, trials=1), reporter=reporter)
+        search = run_search(dataclasses.replace(searching, trials=1, cost_cap=first_trial_cap(plan)),
+                            reporter=reporter)
         first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:
             say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
@@ -488,7 +505,7 @@ def run_auto(
                                          f"{choice.trial} --epochs {choice.epochs} --overwrite")
         raise UserError(f"{out} already exists (the search is saved): pass --overwrite{again}")
     tta = matching_tta(trial.user_attrs["config"]["train"]["augment"])
-    resized = (choice.steps / choice.steps_per_epoch if choice.steps else choice.epochs) >= RESIZE_MIN_EPOCHS
+    resized = (choice.steps / choice.steps_per_epoch if choice.steps else choice.epochs) > 1  # fit.resizable
     say(f"retrain trial {choice.trial} (val {choice.val_accuracy:.4f}, {choice.reason}) for {choice.length} "
         f"{'(re-sized to the time left as its epochs are timed) ' if resized else ''}"
         f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"

@@ -15,6 +15,7 @@ from cifar_automl.auto import (
     SEARCH_SHARE,
     choose_retrain,
     default_search_share,
+    first_trial_cap,
     parse_duration,
     plan_budget,
     retrain_cost,
@@ -71,10 +72,22 @@ def test_a_search_after_a_known_good_trial_is_sized_on_it_or_not_run():
     plan, said = size_search(long, 85.0, sized=True, what="the space's defaults")
     assert plan.search == pytest.approx(850.0) and plan.total == 7200 and "the search runs 14.2 min" in said, said
     assert retrain_cost(plan.share) < KNOWN_GOOD_SEARCH_GAIN < retrain_cost(0.49)
+    plan, said = size_search(short, 463.0, sized=True, what="the space's defaults")  # CIFAR-10 on 2 cores
+    assert plan is None and "take more than the whole budget (268% of it): no search" in said, said
     half = plan_budget(1800, 0.5)  # --search-share 0.5: 864 s hold 10.2 trials of 85 s
     assert size_search(half, 85.0, sized=False, what="x") == (half, None)
     plan, said = size_search(half, 90.0, sized=False, what="x")  # 9.6 trials: too few
     assert plan is None and "fewer than the 10 a search needs" in said, said
+
+
+@pytest.mark.parametrize("budget, share, sized", [(1800, default_search_share(True), True), (7200, 0.3, False)])
+def test_a_first_trial_over_its_cap_leaves_no_room_for_a_search_and_one_under_it_does(budget, share, sized):
+    """The cap that stops a slow first trial early is where `size_search` stops searching: stopping it
+    never drops a search that would have run."""
+    plan = plan_budget(budget, share)
+    cap = first_trial_cap(plan)
+    assert size_search(plan, cap * 1.001, sized, "x")[0] is None
+    assert size_search(plan, cap * 0.999, sized, "x")[0] is not None
 
 
 def _trial(number, value, train_seconds, state=TrialState.COMPLETE, batch_size=None, augment=None):
@@ -221,12 +234,13 @@ def _earlier_study(space_path, studies):
 @TIMED
 def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_trial(image_tree, tmp_path, capsys):  # noqa: F811
     """With `--warm-start`, the other study's best runs first, ahead of the defaults: the search share
-    is timed on it, and it is what a budget too short for a search retrains."""
+    is timed on it, and it is what a budget too short for a search retrains. Too slow for a search, it
+    stops after the two epochs that time it, as with --search-share 0, rather than run all four."""
     studies = tmp_path / "studies"
     space = _tiny_with_defaults(tmp_path)
     warm = _earlier_study(space, studies)
     start = time.time()
-    code = _auto(space, image_tree, studies, "--budget", "40s", "--warm-start", "before")
+    code = _auto(space, image_tree, studies, "--budget", "40s", "--warm-start", "before", "--epochs", "4")
     elapsed = time.time() - start
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -237,6 +251,7 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     ran, waiting = study.trials[0], study.trials[1:]
     assert ran.params == warm and ran.user_attrs["warm_start"] == "before#0" and ran.state != TrialState.WAITING
+    assert ran.user_attrs["pruned_reason"] == "cost cap" and ran.user_attrs["epochs_run"] == 2
     assert [t.user_attrs["warm_start"] for t in waiting] == ["space defaults"]  # queued after it, not run
     assert waiting[0].state == TrialState.WAITING and "retrain:0" in study.user_attrs
     assert elapsed < 40 + 15, elapsed

@@ -21,6 +21,7 @@ _EXPORTS = {
     "SearchSettings": "settings", "TIMEOUT_REACHED": "settings", "SearchSpace": "space", "load_space": "space",
     "list_spaces": "space", "SearchOutcome": "settings", "prepare": "run", "run_search": "run",
     "SearchReporter": "progress", "SAMPLERS": "strategies", "PRUNERS": "strategies",
+    "COST_CAP": "objective", "TIMED_EPOCHS": "objective",
 }
 __all__ = sorted(_EXPORTS)
 

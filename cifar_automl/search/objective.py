@@ -20,11 +20,21 @@ from ..data import Splits, channel_stats
 from ..models import build_model, estimate_flops
 from ..runtime import backend_name, device_name, is_out_of_memory, rss_mb
 from ..study import INTERRUPTED, OBJECTIVE
-from ..training import EpochRecorder, FitResult, fit, images_per_epoch, measure_latency
+from ..training import (
+    EpochRecorder,
+    FitResult,
+    fit,
+    images_per_epoch,
+    measure_latency,
+    projected_seconds,
+)
 from .moasha import CURVE
 from .objectives import Goal
 from .space import SearchSpace
 
+COST_CAP = "cost cap"  # the pruned_reason of a trial stopped by Objective's cost_cap
+# epochs a trial trains before its projected time counts: the first also builds and traces the model
+TIMED_EPOCHS = 2
 LATENCY_CALLS = 30  # batch-1 calls whose median is a trial's latency (after one warm-up call)
 
 
@@ -41,6 +51,7 @@ class Objective:
         stop_requested: Callable[[], bool] | None = None,
         deadline: float | None = None,
         goal: Goal | None = None,
+        cost_cap: float | None = None,
     ) -> None:
         self.goal = goal or Goal()
         self.space = space
@@ -50,6 +61,7 @@ class Objective:
         self.on_epoch = on_epoch
         self.stop_requested = stop_requested
         self.deadline = deadline  # running trials are pruned at the first epoch end past it
+        self.cost_cap = cost_cap  # a trial projected to take longer unpruned is stopped once its speed is known
         self.training = False  # True while Keras is fitting (see run._sigint_between_batches)
         self.mean, self.std = channel_stats(splits.x_train)
 
@@ -83,7 +95,8 @@ class Objective:
             trial.set_user_attr("params", int(model.count_params()))
             trial.set_user_attr("flops", estimate_flops(model))
             self._check_limits(trial, model)
-            prune = (ParetoPruneAtEpochEnd if self.goal.multi else PruneAtEpochEnd)(trial, self.epochs, self.deadline)
+            prune = (ParetoPruneAtEpochEnd if self.goal.multi else PruneAtEpochEnd)(
+                trial, self.epochs, self.deadline, self.cost_cap, recorder)
             callbacks: list[keras.callbacks.Callback] = [prune]
             if self.stop_requested is not None:
                 callbacks.append(keras.callbacks.LambdaCallback(
@@ -173,11 +186,15 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
     pruners' resources count in, and what optuna-dashboard's learning curves show), and prunes the
     trial when the pruner says so. A trial that reached its last epoch is not pruned after the fact:
     it completes. Past `deadline` (a time budget), a trial is pruned at its next epoch end whatever
-    its value."""
+    its value. With `cost_cap` (seconds) and the `recorder` of its epochs, a trial is pruned once
+    TIMED_EPOCHS epochs show that all of its epochs would take longer than that (`projected_seconds`,
+    kept in the user attribute `projected_seconds`)."""
 
-    def __init__(self, trial: optuna.Trial, epochs: int, deadline: float | None = None) -> None:
+    def __init__(self, trial: optuna.Trial, epochs: int, deadline: float | None = None,
+                 cost_cap: float | None = None, recorder: EpochRecorder | None = None) -> None:
         super().__init__()
         self.trial, self.epochs, self.deadline = trial, epochs, deadline
+        self.cost_cap, self.recorder = cost_cap, recorder
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value, step = (logs or {}).get(OBJECTIVE), epoch + 1
@@ -191,6 +208,13 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
         if self.deadline is not None and time.time() >= self.deadline:
             self.trial.set_user_attr("pruned_reason", "time budget")
             raise optuna.TrialPruned(f"time budget spent at epoch {step}")
+        if self.cost_cap is not None and self.recorder is not None and step >= TIMED_EPOCHS:
+            cost = projected_seconds(self.recorder.result.epoch_seconds, self.epochs)
+            if cost > self.cost_cap:
+                self.trial.set_user_attr("projected_seconds", round(cost, 3))
+                self.trial.set_user_attr("pruned_reason", COST_CAP)
+                raise optuna.TrialPruned(f"{self.epochs} epochs would take {cost:.0f} s, more than the "
+                                         f"{self.cost_cap:.0f} s allowed")
 
     def report(self, value: float, step: int) -> None:
         self.trial.report(value, step=step)

@@ -132,7 +132,8 @@ def run_search(
             if settings.trials_per_process == 0:
                 stop = threading.Event()
                 objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
-                                      deadline=deadline if settings.prune_at_timeout else None, goal=goal)
+                                      deadline=deadline if settings.prune_at_timeout else None, goal=goal,
+                                      cost_cap=settings.cost_cap)
                 with _sigint_between_batches(stop, lambda: objective.training):
                     outcome.ran, outcome.stopped_reason = trial_loop(
                         study, objective, settings.trials, deadline, None, forward, heartbeat=settings.heartbeat,

@@ -37,6 +37,9 @@ class SearchSettings:
     timeout: float | None = option(None, "stop starting new trials after this many seconds")
     # with timeout: the running trial is also pruned at its next epoch end (auto's search share)
     prune_at_timeout: bool = option(False, "", cli=False)
+    # a trial whose projected unpruned seconds exceed this is stopped once its speed is known (auto's first
+    # trial, when it would leave no room for a search: it then times the retrain as --search-share 0 does)
+    cost_cap: float | None = option(None, "", cli=False)
     subset: float | int | None = option(
         None, f"images for train+val: a count or a fraction of the training pool, 1.0 = all (default: all, "
         f"at most {DEFAULT_MAX_IMAGES:,})", type=parse_subset)

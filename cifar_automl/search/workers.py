@@ -106,7 +106,8 @@ def worker_main(
         )
         events.put(("device", configure_devices(settings.mixed_precision)))
         objective = Objective(space, splits, settings.epochs, settings.seed, stop_requested=stop.is_set,
-                              deadline=deadline if settings.prune_at_timeout else None, goal=settings.goal)
+                              deadline=deadline if settings.prune_at_timeout else None, goal=settings.goal,
+                              cost_cap=settings.cost_cap)
         parent = mp_parent_alive()
         while not go.wait(0.5):
             if stop.is_set() or not parent():

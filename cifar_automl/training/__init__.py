@@ -3,7 +3,13 @@ and schedules (`optimizers`), the one training loop (`fit`) with its callbacks, 
 evaluation (`evaluate`). Knows Keras, not Optuna."""
 
 from .augment import AUGMENTATIONS, Augmentation, get_augmentation
-from .callbacks import EpochProgress, EpochRecorder, FitResult, Lookahead
+from .callbacks import (
+    EpochProgress,
+    EpochRecorder,
+    FitResult,
+    Lookahead,
+    projected_seconds,
+)
 from .evaluate import (
     TTA_MODES,
     Evaluation,
@@ -21,6 +27,6 @@ __all__ = [
     "AUGMENTATIONS", "EVAL_BATCH_SIZE", "OPTIMIZERS", "SCHEDULES", "TTA_MODES", "Augmentation", "EpochProgress",
     "EpochRecorder", "Evaluation", "FitResult", "Lookahead", "compile_model", "evaluate", "evaluate_model", "fit", "fit_within",
     "get_augmentation", "images_per_epoch", "make_dataset", "make_optimizer", "matching_tta", "measure_latency",
-    "predict_probs",
+    "predict_probs", "projected_seconds",
     "steps_per_epoch",
 ]

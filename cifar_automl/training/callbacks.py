@@ -4,7 +4,9 @@ and batch-norm re-estimation after weight averaging."""
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,15 @@ class FitResult:
             return float("nan"), -1
         epoch = int(np.nanargmax(values))
         return float(values[epoch]), epoch
+
+
+def projected_seconds(epoch_seconds: Sequence[float], epochs: int) -> float:
+    """The wall seconds of a training of `epochs` epochs, from the epochs timed so far: their sum when
+    all ran, else the first one (which also builds and traces the model) and the median of the others
+    (the steady ones) for the rest; 0 if none was timed."""
+    if not epoch_seconds or len(epoch_seconds) >= epochs:
+        return float(sum(epoch_seconds))
+    return epoch_seconds[0] + (epochs - 1) * statistics.median(epoch_seconds[1:] or epoch_seconds)
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -258,6 +258,23 @@ def test_fit_within_re_sizes_the_schedule_after_its_first_epoch(monkeypatch, sec
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-2 * cfg.final_lr_fraction, rel=0.05)
 
 
+def test_a_short_schedule_is_re_sized_at_its_one_epoch_end_and_one_of_an_epoch_is_not(monkeypatch):
+    """A retrain of 1.6 epochs of 13 minutes planned with a cautious first estimate: its only epoch end
+    is where the re-size can give it the time left."""
+    s = synthetic_splits()
+    steps = len(s.x_train) // 16
+    cfg = TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=16, epochs=2, steps=steps + steps // 2,
+                      augment="none")
+    starts = _starts(monkeypatch)
+    result, trained = fit_within(_plain(s), s.x_train, s.y_train, cfg, 1e6, max_steps=3 * steps)
+    assert starts == [0, 1] and result.resizes == [(1, 3 * steps)]
+    assert trained.total_steps(steps) == 3 * steps and result.epochs_run == 3
+    starts.clear()
+    one = dataclasses.replace(cfg, epochs=1, steps=None)
+    result, trained = fit_within(_plain(s), s.x_train, s.y_train, one, 1e6, max_steps=3 * steps)
+    assert starts == [0] and result.resizes == [] and trained == one
+
+
 class _Spy(keras.callbacks.Callback):
     """Counts the run's beginnings and ends and records its epochs; stops training after epoch `stop_after`."""
 
