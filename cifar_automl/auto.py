@@ -212,9 +212,19 @@ def seconds_per_image(trial: FrozenTrial, search_train_images: int) -> float | N
     return statistics.median(steady) / trained_images(trial, search_train_images)
 
 
+def seconds_per_view(trial: FrozenTrial, search_val_images: int) -> float | None:
+    """Evaluation seconds per image and view of this trial: its steady epochs' validation passes (an
+    epoch's time past its training steps) over the validation images; None without a steady epoch."""
+    epochs, train = trial.user_attrs.get("epoch_seconds") or [], trial.user_attrs.get("train_seconds") or []
+    passes = [e - t for e, t in zip(epochs, train)][1:]  # the first one also traces the evaluation step
+    if not passes or search_val_images <= 0:
+        return None
+    return max(0.0, statistics.median(passes)) / search_val_images
+
+
 def choose_retrain(
     trials: Sequence[FrozenTrial], seconds: float, retrain_images: int, search_train_images: int,
-    test_images: int = 0, top: int = TOP_CANDIDATES, slack: float | None = None,
+    test_images: int = 0, top: int = TOP_CANDIDATES, slack: float | None = None, search_val_images: int = 0,
 ) -> RetrainChoice:
     """Which trial to retrain, and for how many epochs, so the retrain and test fit in `seconds`.
 
@@ -225,7 +235,8 @@ def choose_retrain(
 
     `slack`: the seconds the plan may leave unused. When whole epochs would leave more, the schedule is
     sized in steps to the time left (`RetrainChoice.steps`: its last epoch, or its only one, is cut
-    short). None plans whole epochs only.
+    short). None plans whole epochs only. `search_val_images`: the search's validation images, whose
+    passes time the test pass (`_estimate`).
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy(t) is not None
                 and not math.isnan(accuracy(t))]
@@ -234,7 +245,8 @@ def choose_retrain(
                         "or a larger --search-share")
     ranked = sorted(complete, key=accuracy, reverse=True)[:top]
     options = [_Option(rank, t, *estimate) for rank, t in enumerate(ranked)
-               for estimate in [_estimate(t, seconds, retrain_images, search_train_images, test_images)]
+               for estimate in [_estimate(t, seconds, retrain_images, search_train_images, test_images,
+                                          search_val_images=search_val_images)]
                if estimate is not None]
     if not options:
         raise UserError("no finished trial recorded its epoch times")
@@ -265,7 +277,8 @@ class _Option(NamedTuple):
 
 
 def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
-              test_images: int, searched_epochs: int | None = None) -> tuple[int, float, int, float] | None:
+              test_images: int, searched_epochs: int | None = None,
+              search_val_images: int = 0) -> tuple[int, float, int, float] | None:
     """For retraining trial `t` in `seconds`: the whole epochs that fit (at most MAX_EPOCH_MULTIPLE x its
     search epochs), the estimated seconds of one, its search epochs, and the seconds left for training
     once the test pass is paid for; None if it recorded no epoch time."""
@@ -273,9 +286,12 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
     if per_image is None:
         return None
     epoch = per_image * trained_images(t, retrain_images) * EPOCH_MARGIN
-    # inference costs about a third of a training step per image, for each test-time view (measured at 2 h:
-    # 76 s with six views against 75 s estimated)
-    test = per_image * test_images * TTA_VIEWS[matching_tta(_train_setting(t, "augment") or "none")] / 3
+    # the test pass: the trial's own validation passes per image, for each test-time view (with the
+    # margin); without a steady epoch, a third of a training step per image (right on one machine at 2 h,
+    # 75 s for 76; twice the 3.2 min measured on another, where evaluation took 0.15 of a training step)
+    view = seconds_per_view(t, search_val_images)
+    view = per_image / 3 if view is None else view * EPOCH_MARGIN
+    test = view * test_images * TTA_VIEWS[matching_tta(_train_setting(t, "augment") or "none")]
     affordable = int(max(0.0, seconds - test) // epoch)
     searched = searched_epochs or len(t.user_attrs.get("train_seconds") or []) or 1
     return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
@@ -283,10 +299,11 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
 
 def retrain_plan_of(trial: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
                     test_images: int = 0, slack: float | None = None, reason: str = "",
-                    searched_epochs: int | None = None) -> RetrainChoice:
+                    searched_epochs: int | None = None, search_val_images: int = 0) -> RetrainChoice:
     """The retrain of this one trial that fits in `seconds` (at least part of one epoch).
     `searched_epochs`: the epochs the cap on the retrain's length counts from (default: the trial's)."""
-    estimate = _estimate(trial, seconds, retrain_images, search_train_images, test_images, searched_epochs)
+    estimate = _estimate(trial, seconds, retrain_images, search_train_images, test_images, searched_epochs,
+                         search_val_images)
     if estimate is None:
         raise UserError(f"trial {trial.number} recorded no epoch time")
     epochs, epoch, searched, left = estimate
@@ -492,7 +509,8 @@ def run_auto(
     splits, ss = load_study_data(study, rs)
     left = plan.seconds_left(start)
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
-                 test_images=len(splits.y_test), slack=FILL_SHARE * plan.total)
+                 search_val_images=search.data.get("n_val", 0), test_images=len(splits.y_test),
+                 slack=FILL_SHARE * plan.total)
     if known is not None:
         choice = retrain_plan_of(known, left, reason=f"{_what(known)}: no search",
                                  searched_epochs=settings.epochs, **sizes)

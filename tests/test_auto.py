@@ -169,6 +169,19 @@ def test_a_pruned_defaults_trial_can_still_be_planned_and_its_cost_extrapolated(
     assert c.trial == 0 and c.val_accuracy == 0.6 and c.steps == 272  # 300 / 110 s = 2.73 epochs
 
 
+def test_the_test_pass_is_timed_by_the_trials_own_validation_passes():
+    """Evaluation per image is no fixed share of training: 0.33 of a training step on one machine, 0.15
+    on another (CIFAR-10, 40 min). The trial's validation passes (an epoch's time past its training steps)
+    time it; without a steady epoch, a third of a training step stands in."""
+    t = _trial(0, 0.5, [20.0, 10.0])  # 10 s for 1,000 training images: 10 ms each
+    t.user_attrs["epoch_seconds"] = [23.0, 11.0]  # 1 s for 1,000 validation images (the first pass traced)
+    timed = retrain_plan_of(t, 300, retrain_images=1_000, search_train_images=1_000, test_images=10_000,
+                            search_val_images=1_000)
+    assert timed.train_seconds == pytest.approx(300 - 10_000 * 1e-3 * 1.1)  # one view: no augmentation, no TTA
+    guessed = retrain_plan_of(t, 300, retrain_images=1_000, search_train_images=1_000, test_images=10_000)
+    assert guessed.train_seconds == pytest.approx(300 - 10_000 * 10e-3 / 3)
+
+
 def test_no_finished_trial_is_a_user_error():
     with pytest.raises(UserError, match="finished no trial"):
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
