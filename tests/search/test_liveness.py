@@ -111,9 +111,10 @@ def test_the_loop_does_not_wait_for_ever_on_a_trial_left_running(tmp_path, monke
     objective = Objective(load_space("tiny"), SPLITS, epochs=1, seed=0)
     monkeypatch.setattr(loop, "WAIT_POLL_SECONDS", 0.2)
     waits = []
-    # a sign of life just now: with a 1 s heartbeat it is stale only after 3 s, so the loop has to wait
+    # a sign of life just now: with a 2 s heartbeat it is stale only after 6 s, so the loop has to wait (3 s
+    # was outrun on a slow 2-core machine running another test beside it)
     _left_running(study, {"host": "another-machine", "pid": 1, "started": 1}, alive_at=time.time())
     ran, reason = loop.trial_loop(study, objective, target=1, deadline=None, max_trials=None,
-                                  events=lambda e: waits.append(e[0] == "wait"), heartbeat=1.0)
+                                  events=lambda e: waits.append(e[0] == "wait"), heartbeat=2.0)
     assert ran == 1 and reason is None and count_finished(study) == 1 and any(waits)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
