@@ -67,12 +67,14 @@ class SearchShareSpent(BaseException):
 
 
 class TimedHyperModel(SpaceHyperModel):
-    """`SpaceHyperModel` that keeps each configuration's training seconds per epoch, which the retrain
-    plan reads as a search trial's `train_seconds`."""
+    """`SpaceHyperModel` that keeps each configuration's seconds per epoch, in training and in all, which
+    the retrain plan reads as a search trial's `train_seconds` and `epoch_seconds` (their difference,
+    the validation pass, times the test pass)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.train_seconds: dict[str, list[float]] = {}
+        self.epoch_seconds: dict[str, list[float]] = {}
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=(), **kwargs):
         recorder = EpochRecorder(images_per_epoch(len(x), self.config(hp).train.batch_size))
@@ -82,6 +84,7 @@ class TimedHyperModel(SpaceHyperModel):
         finally:
             key = self.config(hp).to_json()
             self.train_seconds[key] = self.train_seconds.get(key, []) + list(recorder.result.train_seconds)
+            self.epoch_seconds[key] = self.epoch_seconds.get(key, []) + list(recorder.result.epoch_seconds)
 
 
 def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdir: Path) -> dict:
@@ -114,14 +117,16 @@ def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdi
     study.set_user_attr("search_settings", settings.data_settings())
     study.set_user_attr("data", splits.info)
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(best.score), user_attrs={
-        "config": cfg.to_dict(), "train_seconds": hypermodel.train_seconds.get(cfg.to_json(), [])}))
+        "config": cfg.to_dict(), "train_seconds": hypermodel.train_seconds.get(cfg.to_json(), []),
+        "epoch_seconds": hypermodel.epoch_seconds.get(cfg.to_json(), [])}))
     trial = study.trials[0]
     rs = RetrainSettings(study_name="kerastuner", storage=f"sqlite:///{workdir / 'kerastuner.db'}",
                          studies_dir=str(workdir), seed=settings.seed, cache_dir=settings.cache_dir, progress=False)
     everything, ss = load_study_data(study, rs)
     left = plan.seconds_left(start)
     choice = retrain_plan_of(trial, left, retrain_images=len(everything.x_train) + len(everything.x_val),
-                             search_train_images=len(splits.x_train), test_images=len(everything.y_test),
+                             search_train_images=len(splits.x_train), search_val_images=len(splits.x_val),
+                             test_images=len(everything.y_test),
                              slack=FILL_SHARE * plan.total, searched_epochs=settings.epochs,
                              reason="KerasTuner's best")
     tta = matching_tta(cfg.train.augment)

@@ -10,9 +10,9 @@ in steps to the time left (its last epoch cut short).
 A space with defaults (a known-good recipe) runs them as the first trial, after the best of a
 `--warm-start` source when one is given. If the search share holds fewer than MIN_SEARCH_TRIALS trials
 as long as the first one, a search cannot be expected to pay for itself: `auto` says so, stops
-searching, and spends the rest of the budget retraining that first trial. It knows this once the
-first trial's first two epochs are timed, and stops that trial there (`first_trial_cap`), so that
-such a budget costs what --search-share 0 costs.
+searching, and spends the rest of the budget retraining that first trial. It can know this from the
+first trial's second epoch on, and stops that trial as soon as its epochs show it (`first_trial_cap`),
+so that such a budget costs what --search-share 0 costs.
 
 A search share is paid for with retrain epochs. Without --search-share, after a known-good first trial
 `auto` searches only for as long as MIN_SEARCH_TRIALS trials like it take, and only if that share costs
@@ -217,9 +217,9 @@ def seconds_per_view(trial: FrozenTrial, search_val_images: int) -> float | None
     epoch's time past its training steps) over the validation images; None without a steady epoch."""
     epochs, train = trial.user_attrs.get("epoch_seconds") or [], trial.user_attrs.get("train_seconds") or []
     passes = [e - t for e, t in zip(epochs, train)][1:]  # the first one also traces the evaluation step
-    if not passes or search_val_images <= 0:
-        return None
-    return max(0.0, statistics.median(passes)) / search_val_images
+    if not passes or search_val_images <= 0 or statistics.median(passes) <= 0:
+        return None  # no validation pass was timed
+    return statistics.median(passes) / search_val_images
 
 
 def choose_retrain(
@@ -281,7 +281,8 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
               search_val_images: int = 0) -> tuple[int, float, int, float] | None:
     """For retraining trial `t` in `seconds`: the whole epochs that fit (at most MAX_EPOCH_MULTIPLE x its
     search epochs), the estimated seconds of one, its search epochs, and the seconds left for training
-    once the test pass is paid for; None if it recorded no epoch time."""
+    once the test pass is paid for (timed by its validation passes over `search_val_images`, when it
+    recorded them: `seconds_per_view`); None if it recorded no epoch time."""
     per_image = seconds_per_image(t, search_train_images)
     if per_image is None:
         return None
@@ -483,12 +484,16 @@ def run_auto(
         first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:
             say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
-        if not _ended_early(search) and _usable(first):
-            searched, message = size_search(plan, trial_seconds(first, settings.epochs), sized, _what(first))
+        # the queued trial that trained: the first, or the one queued after it when the first failed (the
+        # cap stopped that one too)
+        timed = next((t for t in search.study.get_trials(deepcopy=False)
+                      if "warm_start" in t.user_attrs and _usable(t)), None)
+        if not _ended_early(search) and timed is not None:
+            searched, message = size_search(plan, trial_seconds(timed, settings.epochs), sized, _what(timed))
             if message:
                 say(message)
             if searched is None:
-                known = first
+                known = timed
             else:
                 plan = searched
         if known is None and not _ended_early(search) and settings.trials > 1:
@@ -509,7 +514,7 @@ def run_auto(
     splits, ss = load_study_data(study, rs)
     left = plan.seconds_left(start)
     sizes = dict(retrain_images=len(splits.x_train) + len(splits.x_val), search_train_images=search.data["n_train"],
-                 search_val_images=search.data.get("n_val", 0), test_images=len(splits.y_test),
+                 search_val_images=search.data["n_val"], test_images=len(splits.y_test),
                  slack=FILL_SHARE * plan.total)
     if known is not None:
         choice = retrain_plan_of(known, left, reason=f"{_what(known)}: no search",

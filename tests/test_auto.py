@@ -253,13 +253,14 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
     space = _tiny_with_defaults(tmp_path)
     warm = _earlier_study(space, studies)
     start = time.time()
-    code = _auto(space, image_tree, studies, "--budget", "40s", "--warm-start", "before", "--epochs", "4")
+    code = _auto(space, image_tree, studies, "--budget", "60s", "--warm-start", "before", "--epochs", "4")
     elapsed = time.time() - start
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "the first of --warm-start before run first; a search of 10 trials like it follows if" in err, err
     assert "10 trials like the first, the warm start before#0" in err, err
-    assert "a search around a known-good trial bought when measured: no search" in err, err
+    # 10 trials like it take more than the 19% share, or more than the whole budget, by the machine's speed
+    assert "no search, the rest of the budget goes to retraining the warm start before#0" in err, err
     assert "retrain trial 0 (val" in err and "the warm start before#0: no search" in err, err
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     ran, waiting = study.trials[0], study.trials[1:]
@@ -267,7 +268,7 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
     assert ran.user_attrs["pruned_reason"] == "cost cap" and ran.user_attrs["epochs_run"] == 2
     assert [t.user_attrs["warm_start"] for t in waiting] == ["space defaults"]  # queued after it, not run
     assert waiting[0].state == TrialState.WAITING and "retrain:0" in study.user_attrs
-    assert elapsed < 40 + 15, elapsed
+    assert elapsed < 60 + 15, elapsed
 
 
 @TIMED

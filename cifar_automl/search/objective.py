@@ -186,9 +186,9 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
     pruners' resources count in, and what optuna-dashboard's learning curves show), and prunes the
     trial when the pruner says so. A trial that reached its last epoch is not pruned after the fact:
     it completes. Past `deadline` (a time budget), a trial is pruned at its next epoch end whatever
-    its value. With `cost_cap` (seconds) and the `recorder` of its epochs, a trial is pruned once
-    TIMED_EPOCHS epochs show that all of its epochs would take longer than that (`projected_seconds`,
-    kept in the user attribute `projected_seconds`)."""
+    its value. With `cost_cap` (seconds) and the `recorder` of its epochs, a trial is pruned at the first
+    epoch end from the TIMED_EPOCHS-th on where its epochs so far project all of them to take longer than
+    that (`projected_seconds`, kept in the user attribute `projected_seconds`)."""
 
     def __init__(self, trial: optuna.Trial, epochs: int, deadline: float | None = None,
                  cost_cap: float | None = None, recorder: EpochRecorder | None = None) -> None:
@@ -205,16 +205,16 @@ class PruneAtEpochEnd(keras.callbacks.Callback):
             return
         if self.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {step}: val_accuracy {float(value):.4f}")
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.trial.set_user_attr("pruned_reason", "time budget")
-            raise optuna.TrialPruned(f"time budget spent at epoch {step}")
         if self.cost_cap is not None and self.recorder is not None and step >= TIMED_EPOCHS:
             cost = projected_seconds(self.recorder.result.epoch_seconds, self.epochs)
             if cost > self.cost_cap:
-                self.trial.set_user_attr("projected_seconds", round(cost, 3))
+                self.trial.set_user_attr("projected_seconds", cost)  # unrounded: what the cap was compared with
                 self.trial.set_user_attr("pruned_reason", COST_CAP)
                 raise optuna.TrialPruned(f"{self.epochs} epochs would take {cost:.0f} s, more than the "
                                          f"{self.cost_cap:.0f} s allowed")
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.trial.set_user_attr("pruned_reason", "time budget")
+            raise optuna.TrialPruned(f"time budget spent at epoch {step}")
 
     def report(self, value: float, step: int) -> None:
         self.trial.report(value, step=step)

@@ -29,7 +29,7 @@ def test_a_cost_cap_stops_a_trial_once_two_epochs_show_it_would_take_longer(tmp_
     capped, roomy = study.trials
     assert capped.user_attrs["pruned_reason"] == "cost cap" and capped.user_attrs["epochs_run"] == 2
     seconds = capped.user_attrs["epoch_seconds"]  # the first epoch once, the second for the three after it
-    assert capped.user_attrs["projected_seconds"] == pytest.approx(seconds[0] + 3 * seconds[1], abs=2e-3)
+    assert capped.user_attrs["projected_seconds"] == pytest.approx(seconds[0] + 3 * seconds[1], abs=3e-3)
     assert roomy.user_attrs["epochs_run"] == 4 and "pruned_reason" not in roomy.user_attrs
 
 
