@@ -217,9 +217,10 @@ def seconds_per_view(trial: FrozenTrial, search_val_images: int) -> float | None
     epoch's time past its training steps) over the validation images; None without a steady epoch."""
     epochs, train = trial.user_attrs.get("epoch_seconds") or [], trial.user_attrs.get("train_seconds") or []
     passes = [e - t for e, t in zip(epochs, train)][1:]  # the first one also traces the evaluation step
-    if not passes or search_val_images <= 0 or statistics.median(passes) <= 0:
+    typical = statistics.median(passes) if passes else 0.0
+    if typical <= 0 or search_val_images <= 0:
         return None  # no validation pass was timed
-    return statistics.median(passes) / search_val_images
+    return typical / search_val_images
 
 
 def choose_retrain(
