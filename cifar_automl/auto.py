@@ -382,10 +382,12 @@ def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[
     return plan, None
 
 
-def first_trial(study: optuna.Study) -> FrozenTrial | None:
+def first_trial(study: optuna.Study, *, usable: bool = False) -> FrozenTrial | None:
     """The trial a new study queued first (`warmstart.queue_first`: a `--warm-start` source's best, or
-    the space's defaults), or None if the study queued none."""
-    return next((t for t in study.get_trials(deepcopy=False) if "warm_start" in t.user_attrs), None)
+    the space's defaults), or None if the study queued none. `usable`: the first queued trial that
+    trained (`_usable`): the one queued after the first when the first failed."""
+    return next((t for t in study.get_trials(deepcopy=False)
+                 if "warm_start" in t.user_attrs and (not usable or _usable(t))), None)
 
 
 def _what(trial: FrozenTrial) -> str:
@@ -485,10 +487,7 @@ def run_auto(
         first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:
             say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
-        # the queued trial that trained: the first, or the one queued after it when the first failed (the
-        # cap stopped that one too)
-        timed = next((t for t in search.study.get_trials(deepcopy=False)
-                      if "warm_start" in t.user_attrs and _usable(t)), None)
+        timed = first_trial(search.study, usable=True)  # the one queued after it, when the first failed
         if not _ended_early(search) and timed is not None:
             searched, message = size_search(plan, trial_seconds(timed, settings.epochs), sized, _what(timed))
             if message:

@@ -184,8 +184,12 @@ class Search(Command):
             _say(f"study '{study.study_name}': the search's share of the budget is spent: {outcome.finished} "
                  f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
             return 0
-        _say(f"study '{study.study_name}': {outcome.finished}/{settings.trials} finished trials "
-             f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
+        if settings.trials >= AUTO_TRIALS:  # open-ended (`auto`): no target to count against
+            finished = f"{outcome.finished} finished trial{'' if outcome.finished == 1 else 's'}"
+        else:
+            finished = f"{outcome.finished}/{settings.trials} finished trials"
+        _say(f"study '{study.study_name}': {finished} ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in "
+             f"{where}")
         if outcome.interrupted:
             _say(f"interrupted: the study is saved; resume with: {resume}")
             return EXIT_INTERRUPTED

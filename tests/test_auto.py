@@ -15,6 +15,7 @@ from cifar_automl.auto import (
     SEARCH_SHARE,
     choose_retrain,
     default_search_share,
+    first_trial,
     first_trial_cap,
     parse_duration,
     plan_budget,
@@ -182,6 +183,22 @@ def test_the_test_pass_is_timed_by_the_trials_own_validation_passes():
     assert guessed.train_seconds == pytest.approx(300 - 10_000 * 10e-3 / 3)
 
 
+def test_a_failed_first_trial_leaves_the_one_queued_after_it_to_time_the_search():
+    """A warm start that fails to train is still the study's first trial; the space's defaults, queued
+    after it and stopped by the same cost cap, are the trial that times the share and is retrained."""
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"warm_start": "before#0"}))
+    study.add_trial(create_trial(value=0.3, user_attrs={"config": {}}))  # a search trial: not queued
+    timed = _trial(2, None, [20.0, 10.0], state=TrialState.PRUNED)
+    timed.user_attrs["warm_start"] = "space defaults"
+    study.add_trial(timed)
+    assert first_trial(study).user_attrs["warm_start"] == "before#0"
+    assert first_trial(study, usable=True).user_attrs["warm_start"] == "space defaults"
+    empty = optuna.create_study()
+    empty.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"warm_start": "space defaults"}))
+    assert first_trial(empty, usable=True) is None
+
+
 def test_no_finished_trial_is_a_user_error():
     with pytest.raises(UserError, match="finished no trial"):
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
@@ -278,6 +295,7 @@ def test_auto_with_no_search_share_retrains_the_defaults_after_two_epochs_of_the
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "no search: two epochs of the space's defaults" in err and "retrain trial 0 (val" in err, err
+    assert "study 'tinydefaults': 1 finished trial (1 run now" in err, err  # open-ended: no "/10000"
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     assert len(study.trials) == 1 and study.trials[0].user_attrs["epochs_run"] == 2
     retrained = json.loads((studies / "tinydefaults" / "retrain" / "0" / "metrics.json").read_text())
