@@ -10,6 +10,7 @@ first trials, and the same command with the same seed draws the same configurati
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any, Callable
 
@@ -96,30 +97,44 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
 
     The samplers here keep their model in the study (the trials, or the system attributes CMA-ES
     writes), not in the object, so a fresh one per trial samples as the long-lived one would; only
-    its random state differs, and that now depends on the trial, not on the process."""
+    its random state differs, and that now depends on the trial, not on the process. Each running
+    trial keeps its own sampler until it ends, so trials run side by side in threads
+    (`study.optimize(n_jobs=2)`) draw from their own seeds, not from whichever trial started last."""
 
     def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
         self._make, self._seed = make, seed
-        self._sampler = make(seed)
+        self._sampler = make(seed)  # outside a trial (Optuna's reseed_rng, a trial begun elsewhere)
+        self._running: dict[int, optuna.samplers.BaseSampler] = {}
+        self._lock = threading.Lock()
+
+    def _of(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        with self._lock:
+            return self._running.get(trial.number, self._sampler)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._sampler = self._make(trial_seed(self._seed, trial.number))
-        self._sampler.before_trial(study, trial)
+        sampler = self._make(trial_seed(self._seed, trial.number))
+        with self._lock:
+            self._running[trial.number] = sampler
+        sampler.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._sampler.infer_relative_search_space(study, trial)
+        return self._of(trial).infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self._sampler.sample_relative(study, trial, search_space)
+        return self._of(trial).sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+        return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Any) -> None:
-        self._sampler.after_trial(study, trial, state, values)
+        try:
+            self._of(trial).after_trial(study, trial, state, values)
+        finally:
+            with self._lock:
+                self._running.pop(trial.number, None)
 
     def reseed_rng(self) -> None:
         self._sampler.reseed_rng()

@@ -58,3 +58,23 @@ def test_random_draws_depend_on_the_trial_not_on_the_process():
         draws.append([study.ask().suggest_float("x", 0, 1) for _ in range(3)])
     assert draws[0] == draws[1] and len(set(draws[0])) == 3  # same seed: the same draws, trial by trial
     assert trial_seed(7, 0) != trial_seed(7, 1) != trial_seed(8, 1)
+
+
+def test_trials_side_by_side_each_draw_from_their_own_seed():
+    """Two trials begun before either samples (what `study.optimize(n_jobs=2)` does) draw what they
+    would one after the other, and a trial's sampler is dropped once it is told."""
+    one_by_one = optuna.create_study(sampler=make_sampler("random", 3))
+    expected = []
+    for _ in range(2):
+        trial = one_by_one.ask()
+        expected.append(trial.suggest_float("x", 0, 1))
+        one_by_one.tell(trial, 0.0)
+    sampler = make_sampler("random", 3)
+    side_by_side = optuna.create_study(sampler=sampler)
+    first, second = side_by_side.ask(), side_by_side.ask()
+    drawn = [None, second.suggest_float("x", 0, 1)]
+    drawn[0] = first.suggest_float("x", 0, 1)
+    assert drawn == expected
+    side_by_side.tell(first, 0.0)
+    side_by_side.tell(second, 0.0)
+    assert not sampler._running
