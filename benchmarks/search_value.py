@@ -132,7 +132,8 @@ def run_kerastuner(settings: SearchSettings, budget: float, share: float, workdi
     tta = matching_tta(cfg.train.augment)
     result = retrain_trial(study, trial, everything, ss, dataclasses.replace(
         rs, trial=0, epochs=choice.epochs, steps=choice.steps, tta=tta,
-        time_limit=choice.train_seconds, max_epochs=choice.max_epochs))  # re-sized after epoch 1, as `auto` does
+        time_limit=choice.time_limit, max_epochs=choice.max_epochs,
+        test_seconds=choice.test_seconds))  # re-sized after epoch 1, as `auto` does
     return {"accuracy": result.metrics["accuracy"], "minutes": (time.time() - start) / 60,
             "note": f"{len(tuner.oracle.trials)} KerasTuner trials; best val {best.score:.4f}, retrained for {choice.length}"}
 

@@ -177,6 +177,14 @@ class RetrainChoice:
     # left once its first epoch is timed (training.fit_within)
     train_seconds: float | None = None
     max_epochs: int | None = None
+    # the test pass after it, estimated (with the margin): the retrain keeps them, scaled as its epochs
+    # speed up or slow down (a machine that slows down during a long retrain slows its test too)
+    test_seconds: float = 0.0
+
+    @property
+    def time_limit(self) -> float | None:
+        """The seconds the retrain's training and test pass may take."""
+        return None if self.train_seconds is None else self.train_seconds + self.test_seconds
 
     @property
     def length(self) -> str:
@@ -262,7 +270,8 @@ def choose_retrain(
     else:
         o = max(options, key=lambda o: (o.epochs, -o.rank))
         why = "the budget left is short: the trial that gets the most epochs"
-    return _fill(RetrainChoice(o.trial.number, max(1, o.epochs), o.epoch_seconds, float(accuracy(o.trial)), why),
+    return _fill(RetrainChoice(o.trial.number, max(1, o.epochs), o.epoch_seconds, float(accuracy(o.trial)), why,
+                               test_seconds=o.test),
                  o.trial, o.left, retrain_images, slack, MAX_EPOCH_MULTIPLE * o.searched)
 
 
@@ -275,15 +284,16 @@ class _Option(NamedTuple):
     epoch_seconds: float
     searched: int
     left: float
+    test: float
 
 
 def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
               test_images: int, searched_epochs: int | None = None,
-              search_val_images: int = 0) -> tuple[int, float, int, float] | None:
+              search_val_images: int = 0) -> tuple[int, float, int, float, float] | None:
     """For retraining trial `t` in `seconds`: the whole epochs that fit (at most MAX_EPOCH_MULTIPLE x its
-    search epochs), the estimated seconds of one, its search epochs, and the seconds left for training
-    once the test pass is paid for (timed by its validation passes over `search_val_images`, when it
-    recorded them: `seconds_per_view`); None if it recorded no epoch time."""
+    search epochs), the estimated seconds of one, its search epochs, the seconds left for training once
+    the test pass is paid for, and the test pass's (timed by the trial's validation passes over
+    `search_val_images`, when it recorded them: `seconds_per_view`); None if it recorded no epoch time."""
     per_image = seconds_per_image(t, search_train_images)
     if per_image is None:
         return None
@@ -296,7 +306,7 @@ def _estimate(t: FrozenTrial, seconds: float, retrain_images: int, search_train_
     test = view * test_images * TTA_VIEWS[matching_tta(_train_setting(t, "augment") or "none")]
     affordable = int(max(0.0, seconds - test) // epoch)
     searched = searched_epochs or len(t.user_attrs.get("train_seconds") or []) or 1
-    return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test
+    return min(affordable, MAX_EPOCH_MULTIPLE * searched), epoch, searched, seconds - test, test
 
 
 def retrain_plan_of(trial: FrozenTrial, seconds: float, retrain_images: int, search_train_images: int,
@@ -308,10 +318,10 @@ def retrain_plan_of(trial: FrozenTrial, seconds: float, retrain_images: int, sea
                          search_val_images)
     if estimate is None:
         raise UserError(f"trial {trial.number} recorded no epoch time")
-    epochs, epoch, searched, left = estimate
+    epochs, epoch, searched, left, test = estimate
     value = accuracy(trial) if trial.values else trial.user_attrs.get("val_accuracy")
     choice = RetrainChoice(trial.number, max(1, epochs), epoch, float("nan") if value is None else float(value),
-                           reason)
+                           reason, test_seconds=test)
     return _fill(choice, trial, left, retrain_images, slack, MAX_EPOCH_MULTIPLE * searched)
 
 
@@ -534,7 +544,8 @@ def run_auto(
         f"of ~{choice.epoch_seconds / 60:.1f} min on {len(splits.x_train) + len(splits.x_val)} images"
         f"{'' if tta == 'none' else f', {tta} TTA'}; {left / 60:.0f} min left")
     rs = dataclasses.replace(rs, trial=choice.trial, epochs=choice.epochs, steps=choice.steps, tta=tta,
-                             time_limit=choice.train_seconds, max_epochs=choice.max_epochs)
+                             time_limit=choice.time_limit, max_epochs=choice.max_epochs,
+                             test_seconds=choice.test_seconds)
     outcome.result = retrain_trial(study, trial, splits, ss, rs)
     trained = outcome.result.metrics  # the length trained: the schedule was re-sized to the time left
     per_epoch = steps_per_epoch(len(splits.x_train) + len(splits.x_val), _batch_size(trial) or 1)

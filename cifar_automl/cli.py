@@ -180,14 +180,14 @@ class Search(Command):
         print(format_table(leaderboard(trials_frame(study), top=args.top, columns=TERMINAL_COLUMNS)))
         resume = "cifar-automl " + shlex.join(redact(a) for a in args.argv)
         where = redact(outcome.storage_url)
-        if budgeted and not outcome.interrupted and outcome.stopped_reason == TIMEOUT_REACHED:
-            _say(f"study '{study.study_name}': the search's share of the budget is spent: {outcome.finished} "
-                 f"finished trials ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
-            return 0
         if settings.trials >= AUTO_TRIALS:  # open-ended (`auto`): no target to count against
             finished = f"{outcome.finished} finished trial{'' if outcome.finished == 1 else 's'}"
         else:
             finished = f"{outcome.finished}/{settings.trials} finished trials"
+        if budgeted and not outcome.interrupted and outcome.stopped_reason == TIMEOUT_REACHED:
+            _say(f"study '{study.study_name}': the search's share of the budget is spent: {finished} "
+                 f"({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in {where}")
+            return 0
         _say(f"study '{study.study_name}': {finished} ({outcome.ran} run now, {outcome.seconds / 60:.1f} min) in "
              f"{where}")
         if outcome.interrupted:

@@ -179,6 +179,8 @@ def test_the_test_pass_is_timed_by_the_trials_own_validation_passes():
     timed = retrain_plan_of(t, 300, retrain_images=1_000, search_train_images=1_000, test_images=10_000,
                             search_val_images=1_000)
     assert timed.train_seconds == pytest.approx(300 - 10_000 * 1e-3 * 1.1)  # one view: no augmentation, no TTA
+    # the retrain's time limit holds the test's 11 s, which it keeps at the speed its epochs run
+    assert timed.test_seconds == pytest.approx(11) and timed.time_limit == pytest.approx(300)
     guessed = retrain_plan_of(t, 300, retrain_images=1_000, search_train_images=1_000, test_images=10_000)
     assert guessed.train_seconds == pytest.approx(300 - 10_000 * 10e-3 / 3)
 
@@ -218,6 +220,9 @@ def test_auto_searches_retrains_and_reports_within_its_budget(image_tree, tmp_pa
     assert "budget 1 min: search" in err and "retrain trial" in err
     assert "share of the budget is spent" in err and "stopped early" not in err  # the plan, not a failure
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{studies / 'tiny.db'}")
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    counted = f"{finished} finished trial{'' if finished == 1 else 's'} ("  # open-ended: no "/10000"
+    assert f"share of the budget is spent: {counted}" in err, err
     (key,) = [k for k in study.user_attrs if k.startswith("retrain:")]
     trial = int(key.split(":")[1])
     metrics = json.loads((studies / "tiny" / "retrain" / str(trial) / "metrics.json").read_text())

@@ -64,11 +64,13 @@ class RetrainSettings:
     epochs: int | None = option(None, f"default: {EPOCH_MULTIPLIER} x the search's epochs per trial")
     # the schedule's length in steps, its last epoch cut short there (auto sizes a retrain to the time left)
     steps: int | None = option(None, "", cli=False)
-    # seconds the training may take: the schedule is re-sized after its first epoch (and again later in a
-    # long run) to end within them (training.fit_within), to at most max_epochs epochs (auto sizes a
-    # retrain to its budget)
+    # seconds the training and the test pass may take: the schedule is re-sized after its first epoch
+    # (and again later in a long run) to end within them (training.fit_within), to at most max_epochs
+    # epochs, keeping test_seconds of them for the test pass, scaled as the epochs speed up or slow down
+    # (auto sizes a retrain to its budget)
     time_limit: float | None = option(None, "", cli=False)
     max_epochs: int | None = option(None, "", cli=False)
+    test_seconds: float = option(0.0, "", cli=False)
     seed: int = option(0, "(default: %(default)s)")
     early_stopping: bool = option(
         False, "keep --val-fraction aside, stop when val accuracy stalls, restore the best weights")
@@ -180,7 +182,7 @@ def retrain_trial(
         patience=settings.patience if settings.early_stopping else None,
         progress=settings.progress, desc=f"retrain trial {trial.number}", seed=settings.seed,
         tta=settings.tta, extra={"trial": trial.number, "val_accuracy_search": accuracy(trial)},
-        time_limit=settings.time_limit, max_epochs=settings.max_epochs,
+        time_limit=settings.time_limit, max_epochs=settings.max_epochs, test_seconds=settings.test_seconds,
     )
     summary = {k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "epochs", "train_minutes", "params",
                                        "backend", "device")}
@@ -209,12 +211,13 @@ def train_test_save(
     extra: dict[str, Any] | None = None,
     time_limit: float | None = None,
     max_epochs: int | None = None,
+    test_seconds: float = 0.0,
 ) -> tuple[FitResult, Evaluation, dict[str, Any]]:
     """Train `model` as `train_cfg` says, evaluate it once on the test split, save it with its
     artifacts in `out` (replacing an earlier bundle there only once the new one is complete). Shared
     by retraining and baselines. With `time_limit` (seconds), the schedule is re-sized after its first
-    epoch (and later: `fit_within`) to end training within it (at most `max_epochs` epochs); the saved
-    config is the one trained."""
+    epoch (and later: `fit_within`) to end training within it (at most `max_epochs` epochs), less the
+    test pass's `test_seconds`, scaled as the epochs speed up or slow down; the saved config is the one trained."""
     callbacks: list[keras.callbacks.Callback] = []
     if patience is not None and validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -229,7 +232,8 @@ def train_test_save(
     else:
         result, train_cfg = fit_within(model, x_train, y_train, train_cfg, time_limit, validation=validation,
                                        callbacks=callbacks, seed=seed,
-                                       max_steps=None if max_epochs is None else max_epochs * steps)
+                                       max_steps=None if max_epochs is None else max_epochs * steps,
+                                       after=test_seconds)
         if "config" in info:
             info["config"]["train"].update(epochs=train_cfg.epochs, steps=train_cfg.steps)
     train_seconds = time.perf_counter() - start

@@ -134,6 +134,7 @@ def fit_within(
     seconds: float,
     *,
     max_steps: int | None = None,
+    after: float = 0.0,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     seed: int = 0,
@@ -150,7 +151,10 @@ def fit_within(
     decay still span the whole run. Epochs speed up or slow down during a long run (a machine's other
     work, its clock), so the schedule is re-sized again at RESIZE_AT shares of it, at the epoch times
     measured since the last re-size, when the traces this costs are a small share of the time. At most
-    `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. The
+    `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. `after`:
+    the seconds that `seconds` also holds for what follows training (a test pass), at the speed of the
+    first epoch (`cfg`'s first estimate is taken to leave them): later re-sizes scale them as the epochs
+    sped up or slowed down since, for a machine that slows down slows the test too. The
     callbacks see the calls of fit as one run (`OneRun`: early stopping keeps its patience and best
     weights across them). Returns the record of all epochs and the schedule trained on (its `epochs` and
     `steps`; a run a callback stopped early was on it too); the record lists the re-sizes. A schedule of
@@ -167,6 +171,7 @@ def fit_within(
     run = [OneRun(callback) for callback in callbacks]  # the several calls of fit are one run to them
     done, stop, later = 0, 1, 0  # epochs trained, the epoch of the next re-size, RESIZE_AT shares used
     outside = 0.0  # seconds a call of fit spends outside its steady steps (tracing), from the first epoch
+    first = 0.0  # the seconds per epoch measured at the first re-size, which `after` is priced at
     while True:
         fit(model, x_train, y_train, cfg, callbacks=[timer, *run] if done == 0 else run, recorder=recorder,
             initial_epoch=done, stop_epoch=stop, recompile=done == 0, **options)
@@ -183,8 +188,11 @@ def fit_within(
             per_epoch = steps * step * STEP_MARGIN + (result.epoch_seconds[0] - result.train_seconds[0])
         else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
             per_epoch = float(np.median(result.epoch_seconds[done + 1:stop])) * STEP_MARGIN
+        first = first or per_epoch
         done = stop
-        left = seconds - (time.perf_counter() - start) - outside  # the next call traces the step again
+        # the next call traces the step again; what follows training runs at the speed the epochs now run
+        kept = after * per_epoch / first if first > 0 else after
+        left = seconds - (time.perf_counter() - start) - outside - kept
         # each further re-size traces it once more: keep time for as many as the schedule will have
         for reserved in range(len(RESIZE_AT) + 1):
             resized = _resized_steps(left - reserved * outside, per_epoch, steps, done, max_steps)

@@ -2,6 +2,7 @@ import dataclasses
 import importlib
 import math
 import time
+import types
 
 import keras
 import numpy as np
@@ -333,6 +334,46 @@ class _Sleep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch < self.until:
             time.sleep(self.seconds)
+
+
+def _on_a_clock(monkeypatch, epoch_seconds) -> list[float]:
+    """`fit_within` on a clock of its own: its `fit` trains nothing, and epoch e takes `epoch_seconds(e)`
+    (a cut last epoch its share). Returns the clock."""
+    now = [0.0]
+    monkeypatch.setattr(fit_module, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def clocked(model, x, y, cfg, *, recorder, initial_epoch=0, stop_epoch=None, **kwargs):
+        steps = len(x) // cfg.batch_size
+        for epoch in range(initial_epoch, stop_epoch or cfg.epochs):
+            took = epoch_seconds(epoch) * min(1.0, (cfg.total_steps(steps) - epoch * steps) / steps)
+            now[0] += took
+            recorder.result.epoch_seconds.append(took)
+            recorder.result.train_seconds.append(took)
+        return recorder.result
+
+    monkeypatch.setattr(fit_module, "fit", clocked)
+    return now
+
+
+def test_the_test_pass_after_training_keeps_its_time_when_the_machine_slows_down(monkeypatch):
+    """A retrain planned at 10 s an epoch, with 5 s for its test pass, on a machine whose epochs take
+    15 s from the second on: the test will take 7.5 s. Kept as 5 s, it would be left 5.9 s; scaled with
+    the epochs' speed at each re-size, it is left what it takes."""
+    x, y = np.zeros((1600, 1)), np.zeros((1600, 1))  # 100 steps an epoch
+    cfg = TrainConfig(batch_size=16, epochs=10, augment="none")
+    model = types.SimpleNamespace(stop_training=False)
+
+    def slower(epoch):
+        return 10.0 if epoch == 0 else 15.0
+
+    clock = _on_a_clock(monkeypatch, slower)
+    result, trained = fit_within(model, x, y, cfg, 105.0, after=5.0)
+    assert [epoch for epoch, _ in result.resizes] == [1, 5]
+    assert 105.0 - clock[0] >= 0.5 * 15.0  # the test's time at the speed measured
+    assert 105.0 - clock[0] < 0.6 * 15.0  # and less than a tenth of an epoch more (the steps' margin)
+    as_seconds = _on_a_clock(monkeypatch, slower)
+    fit_within(model, x, y, cfg, 100.0)  # the 5 s kept aside, unscaled
+    assert 105.0 - as_seconds[0] < 0.5 * 15.0
 
 
 @pytest.mark.parametrize("done, epochs, used, expected", [
