@@ -12,7 +12,8 @@ A space with defaults (a known-good recipe) runs them as the first trial, after 
 as long as the first one, a search cannot be expected to pay for itself: `auto` says so, stops
 searching, and spends the rest of the budget retraining that first trial. It can know this from the
 first trial's second epoch on, and stops that trial as soon as its epochs show it (`first_trial_cap`),
-so that such a budget costs what --search-share 0 costs.
+so that such a budget costs what --search-share 0 costs. A share the user set (--search-share) stands:
+`auto` warns when it holds fewer trials than that, and searches unless it cannot hold the first trial.
 
 A search share is paid for with retrain epochs. Without --search-share, after a known-good first trial
 `auto` searches only for as long as MIN_SEARCH_TRIALS trials like it take, and only if that share costs
@@ -354,22 +355,23 @@ def trial_seconds(trial: FrozenTrial, epochs: int) -> float:
     return projected_seconds(trial.user_attrs.get("epoch_seconds") or [], epochs)
 
 
-def first_trial_cap(plan: BudgetPlan) -> float:
+def first_trial_cap(plan: BudgetPlan, sized: bool = True) -> float:
     """The most seconds a first trial may take unpruned and still leave room for a search: `size_search`
-    runs none when the share (for a sized search, the most it may take) holds fewer than
-    MIN_SEARCH_TRIALS trials like it. A slower first trial stops once TIMED_EPOCHS epochs show it, as
-    --search-share 0's two timing epochs do, so that a budget with no room for a search costs no more
-    than no search."""
-    return plan.search / MIN_SEARCH_TRIALS
+    runs none when a sized search's share (the most it may take) holds fewer than MIN_SEARCH_TRIALS
+    trials like it, or when an explicit --search-share (`sized` False) cannot hold the first trial
+    itself. A slower first trial stops once TIMED_EPOCHS epochs show it, as --search-share 0's two
+    timing epochs do, so that a budget with no room for a search costs no more than no search."""
+    return plan.search / MIN_SEARCH_TRIALS if sized else plan.search
 
 
 def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[BudgetPlan | None, str | None]:
     """Once the first trial (`what`) is timed (`cost`: its seconds unpruned), the plan the search goes on
     under, or None when no search pays (the first trial is retrained), and what to say about it (None:
-    nothing new). A search needs MIN_SEARCH_TRIALS trials like the first. `sized` (no --search-share,
-    after a known-good first trial): it gets just that long, if that costs the retrain less than
-    KNOWN_GOOD_SEARCH_GAIN (`plan` holds the most it may take); otherwise it gets `plan`'s share, if that
-    holds them."""
+    nothing new). A search needs MIN_SEARCH_TRIALS trials like the first to pay for itself. `sized` (no
+    --search-share, after a known-good first trial): it gets just that long, if that costs the retrain
+    less than KNOWN_GOOD_SEARCH_GAIN (`plan` holds the most it may take). Otherwise the share was asked
+    for (--search-share) and stands: a share that holds fewer trials than that is searched with a
+    warning, one that cannot hold the first trial is not searched."""
     held = plan.search / cost if cost else math.inf
     if sized:
         needed = MIN_SEARCH_TRIALS * cost / (plan.search + plan.retrain)  # the share such a search takes
@@ -385,10 +387,14 @@ def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[
         searched = plan_budget(plan.total, needed)
         return searched, (f"{lead}, less than the {KNOWN_GOOD_SEARCH_GAIN:.1%} a search around a known-good trial "
                           f"bought when measured: the search runs {searched.search / 60:.1f} min")
+    if held < 1:
+        return None, (f"the search share ({plan.search / 60:.1f} min) cannot hold one trial like the first, {what} "
+                      f"({cost / 60:.1f} min unpruned): no search, the rest of the budget goes to retraining {what}")
     if held < MIN_SEARCH_TRIALS:
-        return None, (f"the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials like the first, "
-                      f"{what} ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search needs to pay "
-                      f"for itself: the rest of the budget goes to retraining {what}")
+        return plan, (f"warning: the search share ({plan.search / 60:.1f} min) holds about {held:.1f} trials like "
+                      f"the first, {what} ({cost / 60:.1f} min each), fewer than the {MIN_SEARCH_TRIALS} a search "
+                      f"needs to pay for itself when measured; searching anyway, as --search-share asks (without "
+                      f"it, auto decides)")
     return plan, None
 
 
@@ -454,7 +460,8 @@ def run_auto(
     The search is `run_search(settings)` with the share as its timeout (running trials are pruned when
     it is spent); the first trial (the --warm-start source's best, or the space's defaults) runs alone
     first, and `size_search` decides on it: the search stops there when the share cannot hold
-    MIN_SEARCH_TRIALS trials like it (that trial is then retrained with all the time left). With
+    MIN_SEARCH_TRIALS trials like it, or an explicit `search_share` not even that one (that trial is
+    then retrained with all the time left). With
     `search_share` None after such a first trial, the share is sized on it: MIN_SEARCH_TRIALS trials'
     worth, if that is at most `default_search_share`; from scratch, SEARCH_SHARE. `on_search_end` sees
     the search's outcome.
@@ -492,7 +499,7 @@ def run_auto(
     elif queues_first:
         # the first trial (the --warm-start source's best, or the space's defaults) tells whether the share
         # holds a search worth running
-        search = run_search(dataclasses.replace(searching, trials=1, cost_cap=first_trial_cap(plan)),
+        search = run_search(dataclasses.replace(searching, trials=1, cost_cap=first_trial_cap(plan, sized)),
                             reporter=reporter)
         first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:

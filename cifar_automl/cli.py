@@ -207,7 +207,9 @@ class Auto(Command):
         p.add_argument("--budget", type=_checked(parse_duration), required=True,
                        help="wall time for search + retrain + test + report, e.g. 2h, 90m, 1h30m")
         p.add_argument("--search-share", type=float, default=None,
-                       help="share of the budget spent searching; 0: no search, the space's defaults (or the first "
+                       help="share of the budget spent searching, kept even when it holds fewer than "
+                            f"{MIN_SEARCH_TRIALS} trials like the first (with a warning); 0: no search, the space's "
+                            "defaults (or the first "
                             "--warm-start configuration) retrained for the whole budget (default: after a space's "
                             f"defaults or a --warm-start's best, as long as {MIN_SEARCH_TRIALS} trials like it take, "
                             f"if that is at most {100 * default_search_share(True):.0f}%% of the budget, else no "

@@ -64,7 +64,8 @@ def test_the_default_share_is_what_a_search_around_a_known_good_trial_can_pay_fo
 def test_a_search_after_a_known_good_trial_is_sized_on_it_or_not_run():
     """The measured Fashion-MNIST case: the defaults' trial took 85 s. Ten like it are half of 30 minutes,
     which costs the retrain more than a search buys: no search. At 2 hours they are an eighth: the search
-    runs for just that long. An explicit share is kept whenever it holds ten."""
+    runs for just that long. An explicit share stands: with a warning when it holds fewer than ten, and
+    unsearched only when it cannot hold the first trial."""
     most = default_search_share(True)
     short = plan_budget(1800, most)
     plan, said = size_search(short, 85.0, sized=True, what="the space's defaults")
@@ -77,8 +78,11 @@ def test_a_search_after_a_known_good_trial_is_sized_on_it_or_not_run():
     assert plan is None and "take more than the whole budget (268% of it): no search" in said, said
     half = plan_budget(1800, 0.5)  # --search-share 0.5: 864 s hold 10.2 trials of 85 s
     assert size_search(half, 85.0, sized=False, what="x") == (half, None)
-    plan, said = size_search(half, 90.0, sized=False, what="x")  # 9.6 trials: too few
-    assert plan is None and "fewer than the 10 a search needs" in said, said
+    plan, said = size_search(half, 90.0, sized=False, what="x")  # 9.6 trials: too few, but asked for
+    assert plan == half and said.startswith("warning:") and "fewer than the 10 a search needs" in said, said
+    assert "about 9.6 trials" in said and "searching anyway" in said, said
+    plan, said = size_search(half, 865.0, sized=False, what="x")  # not even the first trial fits
+    assert plan is None and "cannot hold one trial like the first" in said and "no search" in said, said
 
 
 @pytest.mark.parametrize("budget, share, sized", [(1800, default_search_share(True), True), (7200, 0.3, False)])
@@ -86,7 +90,7 @@ def test_a_first_trial_over_its_cap_leaves_no_room_for_a_search_and_one_under_it
     """The cap that stops a slow first trial early is where `size_search` stops searching: stopping it
     never drops a search that would have run."""
     plan = plan_budget(budget, share)
-    cap = first_trial_cap(plan)
+    cap = first_trial_cap(plan, sized)
     assert size_search(plan, cap * 1.001, sized, "x")[0] is None
     assert size_search(plan, cap * 0.999, sized, "x")[0] is not None
 
