@@ -42,6 +42,11 @@ STEP_MARGIN = 1.03
 # speed drifts; in a short one the traces would cost more than the drift)
 RESIZE_AT = (0.5, 0.75, 0.9)
 RESIZE_TRACE_SHARE = 0.02
+# epochs this long against their trace (the trace at most this share of an epoch) are timed by one epoch
+# each, less its trace, so a re-size may follow the epoch after the last one and come one before the end:
+# a 2-hour retrain of eight 13-minute epochs is re-sized after epochs 1, 4, 6 and 7, not only 1 and 4
+# (epochs that slowed by 10-13% in its last quarter ran it 2.3 minutes over)
+LONG_EPOCH_TRACE_SHARE = 0.02  # 0 turns it off
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) -> None:
@@ -150,7 +155,8 @@ def fit_within(
     optimizer: the learning rate follows the new schedule from the step reached, so the warm-up and the
     decay still span the whole run. Epochs speed up or slow down during a long run (a machine's other
     work, its clock), so the schedule is re-sized again at RESIZE_AT shares of it, at the epoch times
-    measured since the last re-size, when the traces this costs are a small share of the time. At most
+    measured since the last re-size, when the traces this costs are a small share of the time: three
+    epochs apart, or one apart when the trace is a small share of an epoch (LONG_EPOCH_TRACE_SHARE). At most
     `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. `after`:
     the seconds that `seconds` also holds for what follows training (a test pass), at the speed of the
     first epoch (`cfg`'s first estimate is taken to leave them): later re-sizes scale them as the epochs
@@ -187,8 +193,9 @@ def fit_within(
             outside = max(0.0, result.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
             per_epoch = steps * step * STEP_MARGIN + (result.epoch_seconds[0] - result.train_seconds[0])
         else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
-            per_epoch = float(np.median(result.epoch_seconds[done + 1:stop])) * STEP_MARGIN
+            per_epoch = _segment_seconds(result.epoch_seconds[done:stop], outside) * STEP_MARGIN
         first = first or per_epoch
+        gap = 1 if outside < LONG_EPOCH_TRACE_SHARE * per_epoch else 3  # epochs between re-sizes
         done = stop
         # the next call traces the step again; what follows training runs at the speed the epochs now run
         kept = after * per_epoch / first if first > 0 else after
@@ -198,7 +205,7 @@ def fit_within(
             resized = _resized_steps(left - reserved * outside, per_epoch, steps, done, max_steps)
             ahead = []
             if outside <= RESIZE_TRACE_SHARE * seconds:
-                ahead = _resize_points(done, math.ceil(resized / steps), later)
+                ahead = _resize_points(done, math.ceil(resized / steps), later, gap)
             if len(ahead) <= reserved:
                 break
         epochs = math.ceil(resized / steps)
@@ -216,14 +223,25 @@ def _resized_steps(left: float, per_epoch: float, steps: int, done: int, max_ste
     return resized if max_steps is None else max(done * steps + 1, min(resized, max_steps))
 
 
-def _resize_points(done: int, epochs: int, used: int) -> list[tuple[int, int]]:
+def _segment_seconds(epoch_seconds: list[float], trace: float) -> float:
+    """The seconds an epoch takes, from the epochs trained since a re-size (whose first traced the step
+    again): the median of the others, or with fewer than two others (long epochs, `gap` 1), of all
+    of them with the first's `trace` taken out."""
+    if len(epoch_seconds) >= 3:
+        return float(np.median(epoch_seconds[1:]))
+    return float(np.median([max(0.0, epoch_seconds[0] - trace), *epoch_seconds[1:]]))
+
+
+def _resize_points(done: int, epochs: int, used: int, gap: int = 3) -> list[tuple[int, int]]:
     """The later re-sizes of a schedule of `epochs` epochs with `done` trained, as (RESIZE_AT shares used
-    after it, epoch): RESIZE_AT's shares after the `used` first, at least three epochs after the previous
-    re-size and two before the end: a segment's first epoch traces the step, so its other two time it."""
+    after it, epoch): RESIZE_AT's shares after the `used` first, at least `gap` epochs after the previous
+    re-size and `gap - 1` (at least one) before the end. A segment's first epoch traces the step: with
+    `gap` 3 its other two time it; `gap` 1 is for epochs whose trace is a small share of them
+    (LONG_EPOCH_TRACE_SHARE), which one epoch, less the trace, times."""
     points, previous = [], done
     for index in range(used, len(RESIZE_AT)):
         epoch = round(RESIZE_AT[index] * epochs)
-        if epoch >= previous + 3 and epoch <= epochs - 2:
+        if epoch >= previous + gap and epoch <= epochs - max(1, gap - 1):
             points.append((index + 1, epoch))
             previous = epoch
     return points

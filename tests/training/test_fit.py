@@ -20,7 +20,7 @@ from cifar_automl.training import (
     fit_within,
     make_optimizer,
 )
-from cifar_automl.training.callbacks import recalibrate_batch_norm
+from cifar_automl.training.callbacks import StepTimer, recalibrate_batch_norm
 from cifar_automl.training.fit import _resize_points
 from cifar_automl.training.pipeline import make_dataset
 
@@ -336,16 +336,20 @@ class _Sleep(keras.callbacks.Callback):
             time.sleep(self.seconds)
 
 
-def _on_a_clock(monkeypatch, epoch_seconds) -> list[float]:
+def _on_a_clock(monkeypatch, epoch_seconds, trace: float = 0.0) -> list[float]:
     """`fit_within` on a clock of its own: its `fit` trains nothing, and epoch e takes `epoch_seconds(e)`
-    (a cut last epoch its share). Returns the clock."""
+    (a cut last epoch its share), the first epoch of each call of fit `trace` seconds more (tracing the
+    step), which the step timer leaves out. Returns the clock."""
     now = [0.0]
     monkeypatch.setattr(fit_module, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
 
-    def clocked(model, x, y, cfg, *, recorder, initial_epoch=0, stop_epoch=None, **kwargs):
+    def clocked(model, x, y, cfg, *, recorder, initial_epoch=0, stop_epoch=None, callbacks=(), **kwargs):
         steps = len(x) // cfg.batch_size
+        for timer in (c for c in callbacks if isinstance(c, StepTimer)):  # its steady steps
+            timer.times = list(np.arange(steps + 1) * epoch_seconds(initial_epoch) / steps)
         for epoch in range(initial_epoch, stop_epoch or cfg.epochs):
             took = epoch_seconds(epoch) * min(1.0, (cfg.total_steps(steps) - epoch * steps) / steps)
+            took += trace if epoch == initial_epoch else 0.0
             now[0] += took
             recorder.result.epoch_seconds.append(took)
             recorder.result.train_seconds.append(took)
@@ -366,6 +370,7 @@ def test_the_test_pass_after_training_keeps_its_time_when_the_machine_slows_down
     def slower(epoch):
         return 10.0 if epoch == 0 else 15.0
 
+    monkeypatch.setattr(fit_module, "LONG_EPOCH_TRACE_SHARE", 0.0)  # re-sizes three epochs apart
     clock = _on_a_clock(monkeypatch, slower)
     result, trained = fit_within(model, x, y, cfg, 105.0, after=5.0)
     assert [epoch for epoch, _ in result.resizes] == [1, 5]
@@ -376,16 +381,41 @@ def test_the_test_pass_after_training_keeps_its_time_when_the_machine_slows_down
     assert 105.0 - as_seconds[0] < 0.5 * 15.0
 
 
-@pytest.mark.parametrize("done, epochs, used, expected", [
-    (1, 40, 0, [(1, 20), (2, 30), (3, 36)]),
-    (20, 44, 1, [(2, 33), (3, 40)]),  # the half is behind: three quarters and nine tenths of the new length
-    (1, 8, 0, [(1, 4)]),  # 6 is too close to 4 to be timed, 7 too close to the end
-    (1, 6, 0, [(2, 4)]),  # 3 is too close to the first re-size
-    (1, 4, 0, []),
-    (36, 40, 3, []),
+@pytest.mark.parametrize("done, epochs, used, gap, expected", [
+    (1, 40, 0, 3, [(1, 20), (2, 30), (3, 36)]),
+    (20, 44, 1, 3, [(2, 33), (3, 40)]),  # the half is behind: three quarters and nine tenths of the new length
+    (1, 8, 0, 3, [(1, 4)]),  # 6 is too close to 4 to be timed, 7 too close to the end
+    (1, 6, 0, 3, [(2, 4)]),  # 3 is too close to the first re-size
+    (1, 4, 0, 3, []),
+    (36, 40, 3, 3, []),
+    (1, 8, 0, 1, [(1, 4), (2, 6), (3, 7)]),  # long epochs: each is timed on its own
+    (1, 4, 0, 1, [(1, 2), (2, 3)]),
+    (1, 2, 0, 1, []),  # nothing between the first re-size and the last epoch
 ])
-def test_later_re_sizes_are_at_shares_of_the_schedule_three_epochs_apart(done, epochs, used, expected):
-    assert _resize_points(done, epochs, used) == expected
+def test_later_re_sizes_are_at_shares_of_the_schedule_far_enough_apart_to_be_timed(done, epochs, used, gap,
+                                                                                   expected):
+    assert _resize_points(done, epochs, used, gap) == expected
+
+
+@pytest.mark.parametrize("long_epochs", [True, False])
+def test_long_epochs_that_slow_down_late_are_followed_to_the_end(monkeypatch, long_epochs):
+    """A 2-hour retrain's shape, scaled down: epochs of 10 s whose step is traced in 0.1 s, slowing by 12%
+    from epoch 6 on, in 77 s (7.7 epochs at the first speed). Re-sized after epochs 1, 4, 6 and 7, the
+    schedule ends within a second of the time; three epochs apart (after 1 and 4 only, as epochs with a
+    costly trace are), it ends past it."""
+    if not long_epochs:
+        monkeypatch.setattr(fit_module, "LONG_EPOCH_TRACE_SHARE", 0.0)
+    x, y = np.zeros((1600, 1)), np.zeros((1600, 1))  # 100 steps an epoch
+    cfg = TrainConfig(batch_size=16, epochs=10, augment="none")
+    model = types.SimpleNamespace(stop_training=False)
+    clock = _on_a_clock(monkeypatch, lambda epoch: 10.0 if epoch < 5 else 11.2, trace=0.1)
+    result, trained = fit_within(model, x, y, cfg, 77.0)
+    if long_epochs:
+        assert [epoch for epoch, _ in result.resizes] == [1, 4, 6, 7]
+        assert 76.0 <= clock[0] <= 77.0
+    else:
+        assert [epoch for epoch, _ in result.resizes] == [1, 4]
+        assert clock[0] > 77.5
 
 
 @TIMED
