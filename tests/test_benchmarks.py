@@ -280,3 +280,35 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="seed4-no-search exists"):
         sv.main()
     assert len(works) == 2
+
+
+def test_the_ceilings_are_the_soonest_one_configuration_or_the_defaults_then_it_reach_the_target(replay):
+    """What a method that knew the table could do: train the configuration that reaches the target
+    soonest (`oracle`), or the defaults to their end and then it; capped at the budget."""
+    space, table = _table(replay)
+    top = table.best  # only the last grid point reaches it, at the end of its 9 epochs (2 s + 8 x 1 s)
+    assert table[space.default_params()].val_accuracy[-1] < top
+    ceilings = replay.ceilings(table, space, targets=[top, top, 0.01], budgets=[100.0, 15.0, 100.0])
+    assert ceilings["oracle"] == [10.0, 10.0, 2.0]  # 0.01: any first epoch reaches it
+    assert ceilings["defaults, then oracle"] == [20.0, 15.0, 2.0]  # the defaults' 10 s first
+
+
+def test_the_prior_start_draws_its_start_up_trials_around_the_defaults(replay):
+    """The PriorBand candidate: in the start-up a parameter keeps its default with probability 4 / (4 + n - 1)
+    of n choices, and after it the base sampler decides (here random: 1 / n)."""
+    import optuna
+
+    space, _ = _table(replay)
+    defaults = space.default_params()
+    sampler = replay._prior_start()(optuna.samplers.RandomSampler(seed=0), defaults, seed=0, startup=300)
+    study = optuna.create_study(sampler=sampler)
+
+    def objective(trial):
+        space.sample(trial, 9)
+        return 0.0
+
+    study.optimize(objective, n_trials=600)
+    for name, n in [("base_filters", 3), ("learning_rate", 5), ("batch_norm", 2)]:
+        kept = [t.params[name] == defaults[name] for t in study.trials]
+        assert sum(kept[:300]) / 300 == pytest.approx(4 / (4 + n - 1), abs=0.08)
+        assert sum(kept[300:]) / 300 == pytest.approx(1 / n, abs=0.08)
