@@ -520,6 +520,66 @@ def _prior_start() -> type:
     return PriorStart
 
 
+# --- a candidate: BOHB's model across rungs ----------------------------------------------------------
+# BOHB (Falkner et al., "BOHB: Robust and Efficient Hyperparameter Optimization at Scale", ICML 2018) fits
+# its model on the largest budget that has enough observations (one more than the parameters), and
+# samples a third of its trials at random. `RungModel` does that with Optuna's multivariate TPE as the
+# model: every finished trial of the whole study (all Hyperband brackets: Optuna's Hyperband pruner shows
+# a sampler only the trial's bracket, and its TPE waits for 10 trials of that bracket) is scored by its
+# validation accuracy at the highest epoch that enough trials reached.
+
+def _rung_model() -> type:
+    """The `RungModel` sampler class (made on first use)."""
+    import numpy as np
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    class RungModel(optuna.samplers.BaseSampler):
+        def __init__(self, seed: int, random_share: float = 1 / 3) -> None:
+            self._seed, self._share = seed, random_share
+            self._rng = np.random.RandomState(np.random.SeedSequence([seed, 3]).generate_state(1))
+            self._random = optuna.samplers.RandomSampler(seed=seed)
+            self._planned: dict[int, dict[str, Any]] = {}
+
+        def infer_relative_search_space(self, study, trial):
+            if trial.params or "fixed_params" in trial.system_attrs or self._rng.random_sample() < self._share:
+                return {}
+            trials = [t for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+                      if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.intermediate_values]
+            names = {name for t in trials for name, d in t.distributions.items() if not d.single()}
+            reached: dict[int, list] = {}
+            for t in trials:
+                for step in t.intermediate_values:
+                    reached.setdefault(step, []).append(t)
+            enough = [step for step, ts in reached.items() if len(ts) >= len(names) + 1]
+            if not enough:
+                return {}
+            step = max(enough)
+            shadow = optuna.create_study(direction=study.direction)
+            for t in reached[step]:
+                shadow.add_trial(create_trial(params=t.params, distributions=t.distributions,
+                                              value=t.intermediate_values[step]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tpe = optuna.samplers.TPESampler(seed=int(self._rng.randint(2**31)), multivariate=True,
+                                                 group=True, n_startup_trials=0)
+            dummy = shadow._storage.get_trial(shadow._storage.create_new_trial(shadow._study_id))
+            space = tpe.infer_relative_search_space(shadow, dummy)
+            self._planned[trial._trial_id] = tpe.sample_relative(shadow, dummy, space)
+            return space
+
+        def sample_relative(self, study, trial, search_space):
+            return self._planned.pop(trial._trial_id, {}) if search_space else {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+        def reseed_rng(self) -> None:
+            self._random.reseed_rng()
+
+    return RungModel
+
+
 def _prior_tpe(local: bool) -> Callable[[int, Any], Any]:
     """TPE whose start-up trials are drawn around the space's defaults (`PriorStart`), with half its
     trials one-parameter moves from the incumbent as `tpe-local` makes them (`local`)."""
@@ -538,6 +598,7 @@ CANDIDATE_SAMPLERS: dict[str, Callable[[int, Any], Any]] = {
     "gp": lambda seed, space=None: __import__("optuna").samplers.GPSampler(seed=seed),
     "tpe-prior": _prior_tpe(local=False),
     "tpe-local-prior": _prior_tpe(local=True),
+    "bohb": lambda seed, space=None: _rung_model()(seed),
 }
 
 @dataclass(frozen=True)
@@ -576,6 +637,8 @@ METHODS: dict[str, Method] = {
                                                    warm_first=True),
     "tpe-prior+hyperband, defaults first": Method("optuna", "tpe-prior", "hyperband", defaults=True),
     "tpe-local-prior+hyperband, defaults first": Method("optuna", "tpe-local-prior", "hyperband", defaults=True),
+    "bohb+hyperband": Method("optuna", "bohb", "hyperband"),
+    "bohb+hyperband, defaults first": Method("optuna", "bohb", "hyperband", defaults=True),
     "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
     "tpe-local+hyperband, defaults + warm start": Method("optuna", "tpe-local", "hyperband", defaults=True,

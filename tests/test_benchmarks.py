@@ -312,3 +312,33 @@ def test_the_prior_start_draws_its_start_up_trials_around_the_defaults(replay):
         kept = [t.params[name] == defaults[name] for t in study.trials]
         assert sum(kept[:300]) / 300 == pytest.approx(4 / (4 + n - 1), abs=0.08)
         assert sum(kept[300:]) / 300 == pytest.approx(1 / n, abs=0.08)
+
+
+def test_the_rung_model_fits_the_highest_epoch_enough_trials_reached(replay):
+    """The BOHB candidate: with one more trial than parameters at an epoch, its TPE (fitted on the whole
+    study's scores at that epoch) proposes configurations near the best there; with fewer it samples at
+    random (a `{}` from sample_relative)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    space, table = _table(replay)
+    grid = table.grid
+    dists = {name: CategoricalDistribution(choices) for name, choices in grid.items()}
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    best = points[100]
+    others = points[::29][:5]  # five more: one short of the six (5 parameters + 1) a fit needs at epoch 3
+    sampler = replay._rung_model()(seed=0, random_share=0.0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for params in others:  # reached epoch 3
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=0.3,
+                                                  intermediate_values={1: 0.2, 3: 0.3}))
+    assert sampler.infer_relative_search_space(study, study.ask()._cached_frozen_trial) == {}
+    study.add_trial(optuna.trial.create_trial(params=best, distributions=dists, state=optuna.trial.TrialState.PRUNED,
+                                              intermediate_values={1: 0.6}))  # the best at epoch 1, pruned there
+    near = []
+    for _ in range(20):
+        trial = study.ask()
+        assert trial.relative_params  # six trials reached epoch 1: the model decides
+        near.append(sum(trial.suggest_categorical(name, grid[name]) == best[name] for name in grid))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert sum(near) / len(near) >= 3.5  # of 5 parameters (at random: 1.9)
