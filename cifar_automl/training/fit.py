@@ -42,10 +42,10 @@ STEP_MARGIN = 1.03
 # speed drifts; in a short one the traces would cost more than the drift)
 RESIZE_AT = (0.5, 0.75, 0.9)
 RESIZE_TRACE_SHARE = 0.02
-# epochs this long against their trace (the trace at most this share of an epoch) are timed by one epoch
-# each, less its trace, so a re-size may follow the epoch after the last one and come one before the end:
-# a 2-hour retrain of eight 13-minute epochs is re-sized after epochs 1, 4, 6 and 7, not only 1 and 4
-# (epochs that slowed by 10-13% in its last quarter ran it 2.3 minutes over)
+# epochs this long against their trace (the trace under this share of an epoch) are re-sized after every
+# one, each timed by itself less its trace: a 2-hour retrain of eight 13-minute epochs (a trace of a
+# second or two) that slowed by 10-13% in its last quarter ran 2.3 minutes over with re-sizes after
+# epochs 1 and 4 only
 LONG_EPOCH_TRACE_SHARE = 0.02  # 0 turns it off
 
 
@@ -155,8 +155,9 @@ def fit_within(
     optimizer: the learning rate follows the new schedule from the step reached, so the warm-up and the
     decay still span the whole run. Epochs speed up or slow down during a long run (a machine's other
     work, its clock), so the schedule is re-sized again at RESIZE_AT shares of it, at the epoch times
-    measured since the last re-size, when the traces this costs are a small share of the time: three
-    epochs apart, or one apart when the trace is a small share of an epoch (LONG_EPOCH_TRACE_SHARE). At most
+    measured since the last re-size, when the traces this costs are a small share of the time; when the
+    trace is a small share of an epoch (LONG_EPOCH_TRACE_SHARE), after every epoch instead, each planned
+    with its trace. At most
     `max_steps` steps; the last epoch is cut short when whole epochs would not fill the time. `after`:
     the seconds that `seconds` also holds for what follows training (a test pass), at the speed of the
     first epoch (`cfg`'s first estimate is taken to leave them): later re-sizes scale them as the epochs
@@ -195,19 +196,22 @@ def fit_within(
         else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
             per_epoch = _segment_seconds(result.epoch_seconds[done:stop], outside) * STEP_MARGIN
         first = first or per_epoch
-        gap = 1 if outside < LONG_EPOCH_TRACE_SHARE * per_epoch else 3  # epochs between re-sizes
         done = stop
         # the next call traces the step again; what follows training runs at the speed the epochs now run
         kept = after * per_epoch / first if first > 0 else after
         left = seconds - (time.perf_counter() - start) - outside - kept
-        # each further re-size traces it once more: keep time for as many as the schedule will have
-        for reserved in range(len(RESIZE_AT) + 1):
-            resized = _resized_steps(left - reserved * outside, per_epoch, steps, done, max_steps)
-            ahead = []
-            if outside <= RESIZE_TRACE_SHARE * seconds:
-                ahead = _resize_points(done, math.ceil(resized / steps), later, gap)
-            if len(ahead) <= reserved:
-                break
+        again = outside <= RESIZE_TRACE_SHARE * seconds  # later re-sizes are worth their traces
+        if again and outside < LONG_EPOCH_TRACE_SHARE * per_epoch:
+            # long epochs: re-sized after every one, each planned with the trace it will pay
+            resized = _resized_steps(left, per_epoch + outside, steps, done, max_steps)
+            ahead = [(later, epoch) for epoch in range(done + 1, math.ceil(resized / steps))]
+        else:
+            # each further re-size traces it once more: keep time for as many as the schedule will have
+            for reserved in range(len(RESIZE_AT) + 1):
+                resized = _resized_steps(left - reserved * outside, per_epoch, steps, done, max_steps)
+                ahead = _resize_points(done, math.ceil(resized / steps), later) if again else []
+                if len(ahead) <= reserved:
+                    break
         epochs = math.ceil(resized / steps)
         cfg = dataclasses.replace(cfg, epochs=epochs, steps=None if resized == epochs * steps else resized)
         result.resizes.append((done, resized))
@@ -225,23 +229,21 @@ def _resized_steps(left: float, per_epoch: float, steps: int, done: int, max_ste
 
 def _segment_seconds(epoch_seconds: list[float], trace: float) -> float:
     """The seconds an epoch takes, from the epochs trained since a re-size (whose first traced the step
-    again): the median of the others, or with fewer than two others (long epochs, `gap` 1), of all
-    of them with the first's `trace` taken out."""
+    again): the median of the others, or with fewer than two others (long epochs, re-sized after each),
+    of all of them with the first's `trace` taken out."""
     if len(epoch_seconds) >= 3:
         return float(np.median(epoch_seconds[1:]))
     return float(np.median([max(0.0, epoch_seconds[0] - trace), *epoch_seconds[1:]]))
 
 
-def _resize_points(done: int, epochs: int, used: int, gap: int = 3) -> list[tuple[int, int]]:
+def _resize_points(done: int, epochs: int, used: int) -> list[tuple[int, int]]:
     """The later re-sizes of a schedule of `epochs` epochs with `done` trained, as (RESIZE_AT shares used
-    after it, epoch): RESIZE_AT's shares after the `used` first, at least `gap` epochs after the previous
-    re-size and `gap - 1` (at least one) before the end. A segment's first epoch traces the step: with
-    `gap` 3 its other two time it; `gap` 1 is for epochs whose trace is a small share of them
-    (LONG_EPOCH_TRACE_SHARE), which one epoch, less the trace, times."""
+    after it, epoch): RESIZE_AT's shares after the `used` first, at least three epochs after the previous
+    re-size and two before the end: a segment's first epoch traces the step, so its other two time it."""
     points, previous = [], done
     for index in range(used, len(RESIZE_AT)):
         epoch = round(RESIZE_AT[index] * epochs)
-        if epoch >= previous + gap and epoch <= epochs - max(1, gap - 1):
+        if epoch >= previous + 3 and epoch <= epochs - 2:
             points.append((index + 1, epoch))
             previous = epoch
     return points

@@ -381,28 +381,24 @@ def test_the_test_pass_after_training_keeps_its_time_when_the_machine_slows_down
     assert 105.0 - as_seconds[0] < 0.5 * 15.0
 
 
-@pytest.mark.parametrize("done, epochs, used, gap, expected", [
-    (1, 40, 0, 3, [(1, 20), (2, 30), (3, 36)]),
-    (20, 44, 1, 3, [(2, 33), (3, 40)]),  # the half is behind: three quarters and nine tenths of the new length
-    (1, 8, 0, 3, [(1, 4)]),  # 6 is too close to 4 to be timed, 7 too close to the end
-    (1, 6, 0, 3, [(2, 4)]),  # 3 is too close to the first re-size
-    (1, 4, 0, 3, []),
-    (36, 40, 3, 3, []),
-    (1, 8, 0, 1, [(1, 4), (2, 6), (3, 7)]),  # long epochs: each is timed on its own
-    (1, 4, 0, 1, [(1, 2), (2, 3)]),
-    (1, 2, 0, 1, []),  # nothing between the first re-size and the last epoch
+@pytest.mark.parametrize("done, epochs, used, expected", [
+    (1, 40, 0, [(1, 20), (2, 30), (3, 36)]),
+    (20, 44, 1, [(2, 33), (3, 40)]),  # the half is behind: three quarters and nine tenths of the new length
+    (1, 8, 0, [(1, 4)]),  # 6 is too close to 4 to be timed, 7 too close to the end
+    (1, 6, 0, [(2, 4)]),  # 3 is too close to the first re-size
+    (1, 4, 0, []),
+    (36, 40, 3, []),
 ])
-def test_later_re_sizes_are_at_shares_of_the_schedule_far_enough_apart_to_be_timed(done, epochs, used, gap,
-                                                                                   expected):
-    assert _resize_points(done, epochs, used, gap) == expected
+def test_later_re_sizes_are_at_shares_of_the_schedule_three_epochs_apart(done, epochs, used, expected):
+    assert _resize_points(done, epochs, used) == expected
 
 
 @pytest.mark.parametrize("long_epochs", [True, False])
 def test_long_epochs_that_slow_down_late_are_followed_to_the_end(monkeypatch, long_epochs):
     """A 2-hour retrain's shape, scaled down: epochs of 10 s whose step is traced in 0.1 s, slowing by 12%
-    from epoch 6 on, in 77 s (7.7 epochs at the first speed). Re-sized after epochs 1, 4, 6 and 7, the
-    schedule ends within a second of the time; three epochs apart (after 1 and 4 only, as epochs with a
-    costly trace are), it ends past it."""
+    from epoch 6 on, in 77 s (7.7 epochs at the first speed). Re-sized after every epoch, the schedule
+    ends within a second of the time; at shares of it three epochs apart (after 1 and 4 only, as
+    epochs with a costly trace are), it ends past it."""
     if not long_epochs:
         monkeypatch.setattr(fit_module, "LONG_EPOCH_TRACE_SHARE", 0.0)
     x, y = np.zeros((1600, 1)), np.zeros((1600, 1))  # 100 steps an epoch
@@ -411,7 +407,7 @@ def test_long_epochs_that_slow_down_late_are_followed_to_the_end(monkeypatch, lo
     clock = _on_a_clock(monkeypatch, lambda epoch: 10.0 if epoch < 5 else 11.2, trace=0.1)
     result, trained = fit_within(model, x, y, cfg, 77.0)
     if long_epochs:
-        assert [epoch for epoch, _ in result.resizes] == [1, 4, 6, 7]
+        assert [epoch for epoch, _ in result.resizes] == list(range(1, trained.epochs))
         assert 76.0 <= clock[0] <= 77.0
     else:
         assert [epoch for epoch, _ in result.resizes] == [1, 4]
@@ -428,11 +424,19 @@ def test_fit_within_follows_steps_that_speed_up_mid_run(monkeypatch):
     # the first 3 epochs' steps take 40 ms more, then they speed up several times: a schedule sized only on
     # the first epoch would end far too soon. The time holds the re-sizes' traces and 6 s of steps.
     seconds = 4 * traced + 6.0
-    start = time.perf_counter()
-    _, trained = fit_within(_plain(s), s.x_train, s.y_train, cfg, seconds, callbacks=[_Sleep(3, 0.04)])
-    took = time.perf_counter() - start
-    assert seconds * 0.7 <= took <= seconds * 1.3, (took, seconds)
-    assert trained.epochs > 3
+    # two tries: the other test worker's load can change in the middle of a run of 0.05-s epochs, which
+    # then end sooner or later than the re-sized plan; a schedule sized only on the first epoch misses
+    # the time in every try
+    runs = []
+    for _ in range(2):
+        start = time.perf_counter()
+        _, trained = fit_within(_plain(s), s.x_train, s.y_train, cfg, seconds, callbacks=[_Sleep(3, 0.04)])
+        runs.append((time.perf_counter() - start, trained.epochs))
+        if seconds * 0.7 <= runs[-1][0] <= seconds * 1.3:
+            break
+    took, epochs = runs[-1]
+    assert seconds * 0.7 <= took <= seconds * 1.3, (runs, seconds)
+    assert epochs > 3
 
 
 @TIMED  # on the clock: not beside the speed-up test, whose many short epochs keep a core busy
