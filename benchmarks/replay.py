@@ -769,10 +769,12 @@ def time_to(run: Recorded, target: float) -> float | None:
 
 
 def ceilings(table: Table, space, targets: list[float], budgets: list[float]) -> dict[str, list[float]]:
-    """Per seed, the least time any method of a kind could take to reach the target, knowing the table:
-    `oracle`, the one configuration that gets there soonest, trained first; `defaults, then oracle`,
-    the space's defaults trained first (to their end unless they reach it), then that configuration,
-    which is the best a method that starts from the defaults can do. Capped at the budget."""
+    """Per seed, the least time a method of a kind could take to reach the target, knowing the table and
+    training each configuration's one recorded schedule from its start (the `prefix` fidelity; the
+    rung schedules of `--schedules` are not counted): `oracle`, the one configuration that gets there
+    soonest, trained first; `defaults, then oracle`, the space's defaults trained first (to their end
+    unless they reach it, as a search's first trial runs), then that configuration, which is the best a
+    method that trains the defaults' trial first can do. Capped at the budget."""
     runs = [c for c in table.configs.values() if c.val_accuracy]
     defaults = table[space.default_params()] if space.default_params() else None
     out: dict[str, list[float]] = {"oracle": [], "defaults, then oracle": []}
@@ -787,8 +789,8 @@ def ceilings(table: Table, space, targets: list[float], budgets: list[float]) ->
 
 def print_ceilings(table: Table, space, targets: list[float], budgets: list[float], reference: list[float],
                    baseline: list[float]) -> None:
-    """The speed-ups no method of a kind can pass on this recording (`ceilings`): what a target asks of
-    the table, before any search is run."""
+    """The speed-ups a method of each kind in `ceilings` cannot pass on this recording: what a target asks
+    of the table, before any search is run."""
     print("\nceilings (a method that knew the table; the geomean speed-up it would reach):")
     for name, times in ceilings(table, space, targets, budgets).items():
         up = _geomean([r / t for r, t in zip(reference, times)])

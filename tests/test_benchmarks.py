@@ -291,6 +291,11 @@ def test_the_ceilings_are_the_soonest_one_configuration_or_the_defaults_then_it_
     ceilings = replay.ceilings(table, space, targets=[top, top, 0.01], budgets=[100.0, 15.0, 100.0])
     assert ceilings["oracle"] == [10.0, 10.0, 2.0]  # 0.01: any first epoch reaches it
     assert ceilings["defaults, then oracle"] == [20.0, 15.0, 2.0]  # the defaults' 10 s first
+    fast = max(table.configs.values(), key=lambda c: c.val_accuracy[-1])
+    fast.val_accuracy = [0.9] * 9  # now at the target after its first epoch
+    own = table[space.default_params()].val_accuracy[-1]  # the defaults reach it at their end
+    ceilings = replay.ceilings(table, space, targets=[own], budgets=[100.0])
+    assert ceilings == {"oracle": [2.0], "defaults, then oracle": [10.0]}  # their own, not theirs + the oracle's
 
 
 def test_the_prior_start_draws_its_start_up_trials_around_the_defaults(replay):

@@ -193,7 +193,7 @@ def fit_within(
             step = timer.step_seconds() or result.train_seconds[0] / steps
             outside = max(0.0, result.train_seconds[0] - steps * step)  # tracing, the input pipeline's start
             per_epoch = steps * step * STEP_MARGIN + (result.epoch_seconds[0] - result.train_seconds[0])
-        else:  # the wall time of the epochs since the last re-size, its first (tracing) left out
+        else:  # the wall time of the epochs since the last re-size, less the trace its first paid
             per_epoch = _segment_seconds(result.epoch_seconds[done:stop], outside) * STEP_MARGIN
         first = first or per_epoch
         done = stop
@@ -201,9 +201,10 @@ def fit_within(
         kept = after * per_epoch / first if first > 0 else after
         left = seconds - (time.perf_counter() - start) - outside - kept
         again = outside <= RESIZE_TRACE_SHARE * seconds  # later re-sizes are worth their traces
-        if again and outside < LONG_EPOCH_TRACE_SHARE * per_epoch:
-            # long epochs: re-sized after every one, each planned with the trace it will pay
-            resized = _resized_steps(left, per_epoch + outside, steps, done, max_steps)
+        if again and 0 < outside < LONG_EPOCH_TRACE_SHARE * per_epoch:
+            # long epochs (a trace measured, and small next to one): re-sized after every one, each
+            # planned with the trace it will pay (the next one's is in `left` already: added back)
+            resized = _resized_steps(left + outside, per_epoch + outside, steps, done, max_steps)
             ahead = [(later, epoch) for epoch in range(done + 1, math.ceil(resized / steps))]
         else:
             # each further re-size traces it once more: keep time for as many as the schedule will have

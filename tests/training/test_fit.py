@@ -21,7 +21,7 @@ from cifar_automl.training import (
     make_optimizer,
 )
 from cifar_automl.training.callbacks import StepTimer, recalibrate_batch_norm
-from cifar_automl.training.fit import _resize_points
+from cifar_automl.training.fit import _resize_points, _segment_seconds
 from cifar_automl.training.pipeline import make_dataset
 
 from ..helpers import TIMED, synthetic_splits
@@ -391,6 +391,15 @@ def test_the_test_pass_after_training_keeps_its_time_when_the_machine_slows_down
 ])
 def test_later_re_sizes_are_at_shares_of_the_schedule_three_epochs_apart(done, epochs, used, expected):
     assert _resize_points(done, epochs, used) == expected
+
+
+@pytest.mark.parametrize("seconds, trace, expected", [
+    ([12.0, 10.0, 11.0], 2.0, 10.5),  # three or more: the first (which traced) left out
+    ([10.1], 0.1, 10.0),  # one (long epochs, re-sized after each): less its trace
+    ([10.1, 10.4], 0.1, 10.2),
+])
+def test_an_epoch_is_timed_without_the_trace_its_segment_paid(seconds, trace, expected):
+    assert _segment_seconds(seconds, trace) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("long_epochs", [True, False])
