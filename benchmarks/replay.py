@@ -428,34 +428,27 @@ def warm_starts(table: Table, skip: list[dict[str, Any]] = ()) -> list[dict[str,
 # its sampler sees) sampling uniformly at random; `PriorStart` draws them from a prior around the space's
 # defaults instead: each parameter keeps its default with probability c / (c + n - 1) for n choices
 # (PriorBand's categorical prior at its "medium" confidence, c = CONFIDENCE: 0.67 of three choices, 0.5 of
-# five), else takes one of the other choices; a number is drawn from a normal distribution centred on its
-# default with a standard deviation of SPREAD of its (log) range, cut to the range and put on its step.
+# five), else takes one of the other choices. The recorded grid is all choices, so numbers (a parameter
+# that is not a choice) are left to the base sampler.
 # Replayed on the Fashion-MNIST recording it reached KerasTuner's best no sooner than TPE behind the
 # defaults (RESULTS.md), so the package does not carry it.
 
 STARTUP = 10  # TPE's start-up trials (Optuna's default n_startup_trials)
 CONFIDENCE = 4.0  # PriorBand's "medium" confidence: the default's weight against 1 for each other choice
-SPREAD = 0.25  # PriorBand's "medium" confidence for numbers: a standard deviation of a quarter of the range
 
 
 def _prior_start() -> type:
     """The `PriorStart` sampler class (made on first use: Optuna is imported where a replay needs it)."""
     import numpy as np
     import optuna
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
+    from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState
 
     def same(a: Any, b: Any) -> bool:
         return a == b and isinstance(a, bool) == isinstance(b, bool)
 
-    def holds(dist: Any, value: Any) -> bool:
-        if isinstance(dist, CategoricalDistribution):
-            return any(same(c, value) for c in dist.choices)
-        return not isinstance(value, bool) and isinstance(value, (int, float)) and dist.low <= value <= dist.high
+    def holds(dist: Any, value: Any) -> bool:  # a choice among the distribution's
+        return isinstance(dist, CategoricalDistribution) and any(same(c, value) for c in dist.choices)
 
     class PriorStart(optuna.samplers.BaseSampler):
         """`base` (TPE with `startup` start-up trials), its start-up trials drawn around `prior` (parameter
@@ -486,30 +479,12 @@ def _prior_start() -> type:
             return self._base.sample_independent(study, trial, param_name, param_distribution)
 
         def draw(self, dist: Any, default: Any) -> Any:
-            """One draw of the prior around `default` (a value `dist` holds)."""
-            if isinstance(dist, CategoricalDistribution):
-                n = len(dist.choices)
-                if n == 1 or self._rng.random_sample() < CONFIDENCE / (CONFIDENCE + n - 1):
-                    return default
-                others = [c for c in dist.choices if not same(c, default)]
-                return others[self._rng.randint(len(others))]
-            assert isinstance(dist, (IntDistribution, FloatDistribution))
-            lo, hi, x = float(dist.low), float(dist.high), float(default)
-            if dist.log:
-                lo, hi, x = math.log(lo), math.log(hi), math.log(x)
-            y = x
-            for _ in range(100):  # a normal cut to the range: draw again outside it
-                y = self._rng.normal(x, SPREAD * (hi - lo)) if hi > lo else x
-                if lo <= y <= hi:
-                    break
-            else:
-                y = x
-            y = math.exp(y) if dist.log else y
-            grid = dist.step or (1 if isinstance(dist, IntDistribution) else None)
-            if grid:
-                y = dist.low + round((y - dist.low) / grid) * grid
-            y = min(max(y, dist.low), dist.high)
-            return int(round(y)) if isinstance(dist, IntDistribution) else float(y)
+            """One draw of the prior around `default` (one of the categorical `dist`'s choices)."""
+            n = len(dist.choices)
+            if n == 1 or self._rng.random_sample() < CONFIDENCE / (CONFIDENCE + n - 1):
+                return default
+            others = [c for c in dist.choices if not same(c, default)]
+            return others[self._rng.randint(len(others))]
 
         def after_trial(self, study, trial, state, values) -> None:
             self._base.after_trial(study, trial, state, values)
