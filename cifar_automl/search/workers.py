@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from ..data import Splits
     from .space import SearchSpace
 
+EXIT_GRACE_SECONDS = 30.0  # a worker that has said its last word and not exited by then is killed
+
 
 class _Events:
     """The worker's end of its own pipe to the parent.
@@ -72,7 +74,17 @@ def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, gpu: str |
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if quiet:
         import_tensorflow_quietly()
-    worker_main(*pickle.loads(payload), _Events(events), stop, go, quiet)
+    try:
+        worker_main(*pickle.loads(payload), _Events(events), stop, go, quiet)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    # Everything the worker did is in the study and its last event is sent: exit now. The
+    # interpreter's teardown of TensorFlow takes seconds (which the parent would wait for before it
+    # starts the standby) and can hang, leaving the search waiting for a process that did its work.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def mp_parent_alive() -> Callable[[], bool]:
@@ -141,6 +153,7 @@ class _Slot:
     running: int | None = None
     stop_reason: str | None = None
     error: tuple[str, str] | None = None  # an error the worker stopped on: its line and traceback
+    ended: float | None = None  # time.monotonic() of its last event ("done", "error"): it exits next
 
     @property
     def standby(self) -> bool:
@@ -165,7 +178,8 @@ def run_in_workers(
     Every way out (the target reached, Ctrl-C or SIGTERM, an error here or in a worker) stops every
     worker: running trials end at their next batch, marked interrupted (re-run by the next run),
     and a worker that does not stop within two minutes is killed. A worker that dies costs only the
-    trial it was running, which is failed and queued again.
+    trial it was running, which is failed and queued again. A worker that has sent its last event
+    ("done", "error") and has not exited `EXIT_GRACE_SECONDS` later is killed: its work is in the study.
     """
     ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
     stop = ctx.Event()
@@ -205,19 +219,19 @@ def run_in_workers(
         for wid in [w for w, slot in slots.items() if slot.standby]:
             slot = slots.pop(wid)
             slot.process.terminate()
-            slot.process.join()
+            _join_or_kill(slot.process, EXIT_GRACE_SECONDS)
             slot.events.close()
 
     def reap(wid: int) -> None:
         slot = slots.pop(wid)
-        slot.process.join()
+        _join_or_kill(slot.process, EXIT_GRACE_SECONDS)  # its pipe has ended: it is exiting, or hangs
         slot.events.close()
         code = slot.process.exitcode
         if code != 0:
-            fail_owned(study, slot.process.pid, f"worker process died (exit code {code})")
+            lost = fail_owned(study, slot.process.pid, f"worker process died (exit code {code})")
             if slot.error is not None:
                 raise SearchError(f"a worker stopped: {slot.error[0]}", slot.error[1])
-            if not slot.started:
+            if not slot.started and not lost:  # (killed after taking its first trial, before saying so)
                 raise SearchError(f"a trial worker process exited before its first trial (exit code {code})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
@@ -244,8 +258,10 @@ def run_in_workers(
             outcome.ran += 1
         elif event[0] == "done":
             slot.stop_reason = event[2]
+            slot.ended = time.monotonic()
         elif event[0] == "error":
             slot.error = (event[1], event[2])
+            slot.ended = time.monotonic()
         elif event[0] == "interrupted":
             raise KeyboardInterrupt
         forward(event)
@@ -266,6 +282,9 @@ def run_in_workers(
                 if not active():
                     retire_standbys()  # the search ended before they were needed
                     return
+                for slot in slots.values():  # its last word said, a worker that does not exit is ended
+                    if slot.ended is not None and time.monotonic() - slot.ended > EXIT_GRACE_SECONDS:
+                        slot.process.kill()
                 pipes = {slot.events: wid for wid, slot in slots.items()}
                 for pipe in wait_for_events(list(pipes), timeout=0.5):
                     try:
@@ -296,12 +315,17 @@ def logging_quiet() -> bool:
     return optuna.logging.get_verbosity() > optuna.logging.WARNING
 
 
-def _stop(worker: Any) -> None:
-    """Wait for a worker asked to stop to mark its trial and exit; kill it if it hangs."""
-    worker.join(timeout=120)
+def _join_or_kill(worker: Any, timeout: float) -> None:
+    """Wait for a worker that is exiting; kill it if it has not exited within `timeout` seconds."""
+    worker.join(timeout=timeout)
     if worker.is_alive():
         worker.kill()
         worker.join()
+
+
+def _stop(worker: Any) -> None:
+    """Wait for a worker asked to stop to mark its trial and exit; kill it if it hangs."""
+    _join_or_kill(worker, timeout=120)
 
 
 def fail_owned(study: optuna.Study, pid: int | None, reason: str) -> list[int]:

@@ -66,6 +66,18 @@ def _workers(parent: int) -> list[int]:
     return found
 
 
+def _where(command: int) -> str:
+    """What a command that does not end and its workers are doing: state and kernel wait channel."""
+    lines = []
+    for pid in [command, *_workers(command)]:
+        try:
+            state = (Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]).decode()
+            lines.append(f"pid {pid}: state {state}, waiting in {Path(f'/proc/{pid}/wchan').read_text() or '-'}")
+        except OSError:
+            lines.append(f"pid {pid}: gone")
+    return "\n".join(lines)
+
+
 def _running_trial_owners(study: optuna.Study) -> set[int]:
     """The processes running a trial that is not a retry (a trial is retried at most twice: killing a
     retry again could use that up)."""
@@ -121,8 +133,9 @@ def test_kills_of_workers_and_commands_cost_nothing_but_their_trials(tmp_path, k
         try:
             c.wait(timeout=240)
         except subprocess.TimeoutExpired:
+            where = _where(c.pid)
             os.killpg(c.pid, signal.SIGKILL)
-            pytest.fail(f"a search command did not end:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"a search command did not end:\n{where}\n{log.read_text()[-3000:]}")
     final = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # the same command again
     assert final.returncode == 0, final.stderr[-3000:]
 

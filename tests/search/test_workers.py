@@ -75,6 +75,30 @@ def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
         assert received[-1] == ("done", 0, TIMEOUT_REACHED)
 
 
+def _worker_that_hangs_on_exit(payload, events, stop, go, quiet, gpu=None):
+    """A worker whose process does not exit after its last event, as a teardown of TensorFlow can hang."""
+    import pickle
+    import signal
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    workers.worker_main(*pickle.loads(payload), workers._Events(events), stop, go, quiet)
+    time.sleep(3600)
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_that_does_not_exit_after_its_last_event_is_ended(tmp_path, monkeypatch):
+    # the parent once waited for ever on such a worker, with the study's trials all finished
+    import multiprocessing
+
+    monkeypatch.setattr(workers, "run", _worker_that_hangs_on_exit)
+    monkeypatch.setattr(workers, "EXIT_GRACE_SECONDS", 1.0)
+    outcome = run(settings(tmp_path, trials=2, trials_per_process=1))
+    assert outcome.finished == 2 and not outcome.interrupted and outcome.ran == 2
+    assert not multiprocessing.active_children()
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in outcome.study.trials)
+
+
 def test_workers_stop_starting_at_the_timeout(tmp_path, monkeypatch):
     """No worker is started past --timeout, however fast or slow the machine (each worker runs one
     trial, so without the rule new ones would keep coming)."""
