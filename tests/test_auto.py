@@ -291,7 +291,10 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
     study = optuna.load_study(study_name="tinydefaults", storage=f"sqlite:///{studies / 'tinydefaults.db'}")
     ran, waiting = study.trials[0], study.trials[1:]
     assert ran.params == warm and ran.user_attrs["warm_start"] == "before#0" and ran.state != TrialState.WAITING
-    assert ran.user_attrs["pruned_reason"] == "cost cap" and ran.user_attrs["epochs_run"] == 2
+    # stopped once its two timing epochs show it too slow (the cost cap, tests/search/test_objective.py);
+    # on a loaded machine the search share's end can come first, after its first epoch (seen twice in full runs)
+    stopped = (ran.user_attrs["pruned_reason"], ran.user_attrs["epochs_run"])
+    assert stopped in (("cost cap", 2), ("time budget", 1)), stopped
     assert [t.user_attrs["warm_start"] for t in waiting] == ["space defaults"]  # queued after it, not run
     assert waiting[0].state == TrialState.WAITING and "retrain:0" in study.user_attrs
     assert elapsed < 60 + 15, elapsed
