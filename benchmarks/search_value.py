@@ -14,10 +14,17 @@ CIFAR-10 archive, the official one for Fashion-MNIST), one after another:
   budget.
 Printed: each run's test accuracy and minutes, then per method the mean, the spread (standard
 deviation over seeds) and the minutes used. Each run is appended to `data/search_value.jsonl` as it
-ends (with date, commit and CPU; one that was stopped or failed is not), and a run already there is
-not repeated: the grid (3 seeds x 2 data sets x 2 budgets x 3 methods, about 45 hours on 2 cores)
+ends (with date, commit, CPU and the machine's speed; one that was stopped or failed is not), and a run
+already there is not repeated: the grid (3 seeds x 2 data sets x 2 budgets x 3 methods, about 45 hours on 2 cores)
 fills over several sittings, and `--table-only` prints what it holds. A space with defaults is needed
 for (b): `airbench`, `plain`, `inception` or `residual`.
+
+Sittings can land on different machines, and CPUs sold under one name ("AMD EPYC") have trained the
+same epoch 6x faster or slower from one day to the next: a run on a slower machine gets fewer epochs in
+the same budget, which would read as a spread between seeds. Before it runs anything, the script times
+a training step of a fixed small network (`step_seconds`) and records it with each run; it refuses to
+add runs to a cell whose runs were timed more than `MACHINE_TOLERANCE` times faster or slower
+(`--any-machine` adds them anyway, and the table then says by how much its machines differ).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from cifar_automl.training import EpochRecorder, images_per_epoch, matching_tta 
 
 ARCHIVE = HERE.parent.parent / "shared" / "datasets" / "cifar10-train-jpeg.tar.gz"
 METHODS = ("auto", "no search", "KerasTuner + retrain")
+MACHINE_TOLERANCE = 1.5  # runs of one cell come from machines within this factor of each other's speed
 
 
 class SearchShareSpent(BaseException):
@@ -169,6 +177,36 @@ def _machine() -> dict:
     return {"date": datetime.date.today().isoformat(), "commit": source_commit(), "cpu": cpu_name()}
 
 
+def step_seconds(steps: int = 20) -> float:
+    """This machine's speed for the table: the median seconds of a training step of a fixed small CNN
+    (3 convolutions, a batch of 128 random 32x32 images), after 3 steps of warm-up; about 1-10 s in all."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((128, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, 128)
+    layers = [keras.Input((32, 32, 3))]
+    for width in (32, 64, 128):
+        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
+    model = keras.Sequential([*layers, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine_spread(runs: list[dict]) -> float:
+    """How many times slower the slowest machine of these runs is than the fastest (1.0 when fewer than
+    two runs were timed: runs recorded before the timing have none)."""
+    timed = [r["step_seconds"] for r in runs if r.get("step_seconds")]
+    return max(timed) / min(timed) if len(timed) > 1 else 1.0
+
+
 def load_runs(path: Path) -> list[dict]:
     """The runs recorded so far (one JSON object a line)."""
     if not path.exists():
@@ -212,6 +250,9 @@ def main() -> None:
                     help="the runs, one JSON line each (default: benchmarks/data/search_value.jsonl): a run "
                          "already there is not run again, so the grid can be filled over several sittings")
     ap.add_argument("--table-only", action="store_true", help="print the table of the runs recorded, run nothing")
+    ap.add_argument("--any-machine", action="store_true",
+                    help=f"add runs to a cell whose runs came from a machine more than {MACHINE_TOLERANCE:g}x "
+                         "faster or slower than this one (by default refused: the table would mix speeds)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep each run's study, retrained model and report in a new folder under this one (by "
                          "default they go in a temporary folder): `cifar-automl report` reads them afterwards")
@@ -231,6 +272,18 @@ def main() -> None:
             if (args.keep / kept_name(cell, seed, method)).exists():
                 raise SystemExit(f"error: {args.keep / kept_name(cell, seed, method)} exists: move it away or give "
                                  "another --keep")
+    todo = [(seed, method) for seed in ([] if args.table_only else args.seeds) for method in args.methods
+            if not any(same_cell(r, cell) and r["seed"] == seed and r["method"] == method
+                       for r in load_runs(args.results))]
+    if todo:  # this machine's speed, against that of the machines that ran the cell so far
+        machine["step_seconds"] = round(step_seconds(), 5)
+        timed = [r for r in load_runs(args.results) if same_cell(r, cell) and r.get("step_seconds")]
+        spread = machine_spread([*timed, machine])
+        if spread > MACHINE_TOLERANCE and not args.any_machine:
+            known = ", ".join(sorted({f"{r['step_seconds']:.3f}" for r in timed}))
+            raise SystemExit(f"error: this machine takes {machine['step_seconds']:.3f} s for the timing step, the "
+                             f"runs of this cell took {known} s ({spread:.1f}x apart): its figures would mix machines "
+                             "of different speeds. Record elsewhere with --results, or add --any-machine")
     for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
@@ -262,6 +315,13 @@ def main() -> None:
     print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share {share}, "
           f"subset {args.subset}, {args.epochs} epochs per trial")
     print("\n".join(table(runs, args.methods)))
+    spread = machine_spread(runs)
+    if spread > MACHINE_TOLERANCE:
+        print(f"warning: these runs came from machines {spread:.1f}x apart in speed (the timing step's seconds "
+              "in each run's step_seconds): a slower machine trains fewer epochs in the same budget")
+    untimed = sum(1 for r in runs if not r.get("step_seconds"))
+    if untimed and len(runs) > untimed:
+        print(f"note: {untimed} of these runs were recorded before runs were timed: their machine's speed is unknown")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ recorded seconds of exactly the epochs it asks for, and the speed-up line reads 
 
 import importlib.util
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
@@ -233,6 +234,7 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
         return {"accuracy": 0.8 + 0.01 * settings.seed + (0.0 if share == 0 else 0.05), "minutes": budget / 60, "note": "-"}
 
     monkeypatch.setattr(sv, "run_ours", ours)
+    monkeypatch.setattr(sv, "step_seconds", lambda: 0.2)  # this machine's speed (a real timing: seconds)
     results = tmp_path / "runs.jsonl"
     argv = ["search_value.py", "--budget", "30m", "--methods", "auto", "no search", "--results", str(results)]
     monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0"])
@@ -280,6 +282,57 @@ def test_search_value_records_each_run_once_and_tables_them(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="seed4-no-search exists"):
         sv.main()
     assert len(works) == 2
+
+
+def test_search_value_keeps_machines_of_different_speeds_out_of_one_cell(tmp_path, monkeypatch, capsys):
+    """A cell's runs come from machines of one speed: a run on a machine 2x slower is refused (it would
+    train fewer epochs in the same budget and read as a spread between seeds), unless --any-machine,
+    and the table then says how far apart its machines are."""
+    spec = importlib.util.spec_from_file_location("search_value_benchmark", ROOT / "benchmarks" / "search_value.py")
+    sv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sv)
+    monkeypatch.setattr(sv, "run_ours", lambda settings, budget, share, work, name: {
+        "accuracy": 0.9, "minutes": budget / 60, "note": "-"})
+    results = tmp_path / "runs.jsonl"
+    results.write_text(json.dumps({  # a run recorded before runs were timed: no speed to compare
+        "dataset": "folder", "data": "cifar10-train-jpeg.tar.gz", "space": "airbench", "budget_minutes": 30.0,
+        "search_share": "default", "subset": 10000, "epochs": 4, "seed": 9, "method": "no search",
+        "accuracy": 0.8, "minutes": 30.0, "note": "-"}) + "\n")
+    argv = ["search_value.py", "--budget", "30m", "--methods", "no search", "--results", str(results)]
+    timings = []
+
+    def machine(seconds):
+        def step_seconds():
+            timings.append(seconds)
+            return seconds
+        return step_seconds
+
+    monkeypatch.setattr(sv, "step_seconds", machine(0.2))
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "9"])
+    sv.main()
+    assert [json.loads(line).get("step_seconds") for line in results.read_text().splitlines()] == [None, 0.2]
+    assert "note: 1 of these runs were recorded before runs were timed" in capsys.readouterr().out
+    monkeypatch.setattr(sv, "step_seconds", machine(0.25))  # within 1.5x: the same cell
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "1"])
+    sv.main()
+    assert "warning" not in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "0", "1"])
+    sv.main()  # nothing to run: the machine is not timed
+    assert timings == [0.2, 0.25]
+    monkeypatch.setattr(sv, "step_seconds", machine(0.4))
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "2"])
+    with pytest.raises(SystemExit, match=r"^error: this machine takes 0.400 s .* 0.200, 0.250 s \(2.0x apart\)"):
+        sv.main()
+    assert len(results.read_text().splitlines()) == 3
+    monkeypatch.setattr(sys, "argv", [*argv, "--seeds", "2", "--any-machine"])
+    sv.main()
+    assert len(results.read_text().splitlines()) == 4
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", [*argv, "--table-only"])  # the whole cell
+    sv.main()
+    out = capsys.readouterr().out
+    assert "| no search | 4 |" in out and "warning: these runs came from machines 2.0x apart in speed" in out
+    assert timings == [0.2, 0.25, 0.4, 0.4]
 
 
 def test_the_ceilings_are_the_soonest_one_configuration_or_the_defaults_then_it_reach_the_target(replay):
