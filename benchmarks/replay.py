@@ -566,9 +566,20 @@ def _prior_tpe(local: bool) -> Callable[[int, Any], Any]:
     return make
 
 
+def _local(share: float) -> Callable[[int, Any], Any]:
+    """`tpe-local` with `share` of the trials moves from the incumbent instead of its half."""
+    def make(seed: int, space: Any = None) -> Any:
+        from cifar_automl.search.strategies import tpe_local
+
+        return tpe_local(seed, share=share)
+    return make
+
+
 # samplers tried as the new default, beside the package's own (`strategies.SAMPLERS`), seeded per trial;
 # each is made from a seed and the space
 CANDIDATE_SAMPLERS: dict[str, Callable[[int, Any], Any]] = {
+    "tpe-local75": _local(0.75),
+    "tpe-local100": _local(1.0),
     "tpe5": _candidate_tpe(n_startup_trials=5),
     "gp": lambda seed, space=None: __import__("optuna").samplers.GPSampler(seed=seed),
     "tpe-prior": _prior_tpe(local=False),
@@ -615,6 +626,9 @@ METHODS: dict[str, Method] = {
     "bohb+hyperband": Method("optuna", "bohb", "hyperband"),
     "bohb+hyperband, defaults first": Method("optuna", "bohb", "hyperband", defaults=True),
     "tpe-local+hyperband": Method("optuna", "tpe-local", "hyperband"),
+    "tpe-local75+hyperband, defaults first": Method("optuna", "tpe-local75", "hyperband", defaults=True),
+    "tpe-local100+hyperband, defaults first": Method("optuna", "tpe-local100", "hyperband", defaults=True),
+    "tpe-local100+hyperband": Method("optuna", "tpe-local100", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
     "tpe-local+hyperband, defaults + warm start": Method("optuna", "tpe-local", "hyperband", defaults=True,
                                                          warm=True),

@@ -400,3 +400,26 @@ def test_the_rung_model_fits_the_highest_epoch_enough_trials_reached(replay):
         near.append(sum(trial.suggest_categorical(name, grid[name]) == best[name] for name in grid))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     assert sum(near) / len(near) >= 3.5  # of 5 parameters (at random: 1.9)
+
+
+def test_the_all_local_candidate_moves_the_incumbent_in_every_trial_it_samples(replay):
+    """`tpe-local100`: after the defaults, each trial is a one-parameter move from the best trial so far,
+    never one the study holds; `tpe-local75` tries a move in three trials of four."""
+    import optuna
+
+    from cifar_automl.study import LOCAL_MOVE
+
+    space, table = _table(replay)
+    study = optuna.create_study(direction="maximize", sampler=replay.CANDIDATE_SAMPLERS["tpe-local100"](0, space))
+    study.enqueue_trial(space.default_params())
+    for _ in range(8):  # fewer than the incumbent's neighbours on the grid: a move is always found
+        trial = study.ask()
+        space.sample(trial, table.epochs)
+        move = study._storage.get_trial(trial._trial_id).system_attrs.get(LOCAL_MOVE)
+        if trial.number > 0:
+            incumbent = study.best_trial
+            assert move is not None and move["from"] == incumbent.number
+            assert sum(trial.params[k] != incumbent.params[k] for k in trial.params) == 1
+        study.tell(trial, max(table[trial.params].val_accuracy))
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 8  # none twice
+    assert replay.CANDIDATE_SAMPLERS["tpe-local75"](0, space)._share == 0.75
