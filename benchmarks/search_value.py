@@ -277,13 +277,14 @@ def main() -> None:
                        for r in load_runs(args.results))]
     if todo:  # this machine's speed, against that of the machines that ran the cell so far
         machine["step_seconds"] = round(step_seconds(), 5)
-        timed = [r for r in load_runs(args.results) if same_cell(r, cell) and r.get("step_seconds")]
-        spread = machine_spread([*timed, machine])
-        if spread > MACHINE_TOLERANCE and not args.any_machine:
-            known = ", ".join(sorted({f"{r['step_seconds']:.3f}" for r in timed}))
-            raise SystemExit(f"error: this machine takes {machine['step_seconds']:.3f} s for the timing step, the "
-                             f"runs of this cell took {known} s ({spread:.1f}x apart): its figures would mix machines "
-                             "of different speeds. Record elsewhere with --results, or add --any-machine")
+        known = sorted({r["step_seconds"] for r in load_runs(args.results) if same_cell(r, cell) and r.get("step_seconds")})
+        mine = machine["step_seconds"]
+        apart = max(known[-1] / mine, mine / known[0]) if known else 1.0  # from the farthest of them
+        if apart > MACHINE_TOLERANCE and not args.any_machine:
+            raise SystemExit(f"error: this machine takes {mine:.3f} s for the timing step, the runs of this cell "
+                             f"took {', '.join(f'{k:.3f}' for k in known)} s (up to {apart:.1f}x apart): its figures "
+                             "would mix machines of different speeds. Record elsewhere with --results, or add "
+                             "--any-machine")
     for seed in [] if args.table_only else args.seeds:
         settings = SearchSettings(space=args.space, dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                                   seed=seed, data_dir=args.data_dir if args.dataset == "folder" else None)
@@ -315,13 +316,16 @@ def main() -> None:
     print(f"\n{args.dataset}, space {args.space}, budget {args.budget / 60:.0f} min, search share {share}, "
           f"subset {args.subset}, {args.epochs} epochs per trial")
     print("\n".join(table(runs, args.methods)))
-    spread = machine_spread(runs)
+    # machines: over the whole cell (of the methods shown), whichever seeds this sitting printed
+    whole = [r for r in load_runs(args.results) if same_cell(r, cell) and r["method"] in args.methods]
+    spread = machine_spread(whole)
     if spread > MACHINE_TOLERANCE:
-        print(f"warning: these runs came from machines {spread:.1f}x apart in speed (the timing step's seconds "
-              "in each run's step_seconds): a slower machine trains fewer epochs in the same budget")
-    untimed = sum(1 for r in runs if not r.get("step_seconds"))
-    if untimed and len(runs) > untimed:
-        print(f"note: {untimed} of these runs were recorded before runs were timed: their machine's speed is unknown")
+        print(f"warning: this cell's runs came from machines {spread:.1f}x apart in speed (the timing step's "
+              "seconds in each run's step_seconds): a slower machine trains fewer epochs in the same budget")
+    untimed = sum(1 for r in whole if not r.get("step_seconds"))
+    if untimed and len(whole) > untimed:
+        print(f"note: {untimed} of this cell's runs were recorded before runs were timed: their machine's speed is "
+              "unknown")
 
 
 if __name__ == "__main__":

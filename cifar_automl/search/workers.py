@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .space import SearchSpace
 
 EXIT_GRACE_SECONDS = 30.0  # a worker that has said its last word and not exited by then is killed
+STOP_SECONDS = 120.0  # a worker asked to stop (its trial marked interrupted) and still there then is killed
 
 
 class _Events:
@@ -66,25 +67,33 @@ class _Events:
 
 
 def run(payload: bytes, events: Any, stop: Any, go: Any, quiet: bool, gpu: str | None = None) -> None:
-    """The worker process's entry point (see `run_in_workers`); `gpu`: the one card it may use."""
-    if gpu is not None:  # before any framework starts: it sees this card only, as its device 0
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    # Ctrl-C reaches the whole process group; the parent handles it and sets `stop`, which the
-    # running trial checks between batches (a signal landing inside TensorFlow's C code is unsafe)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if quiet:
-        import_tensorflow_quietly()
+    """The worker process's entry point (see `run_in_workers`); `gpu`: the one card it may use.
+
+    However the worker ends, it exits at once: everything it did is in the study and its last event is
+    sent. The interpreter's teardown of TensorFlow takes seconds (which the parent would wait for before
+    it starts the standby), and a thread some library left running would keep it from ending at all."""
+    code = 1
     try:
+        if gpu is not None:  # before any framework starts: it sees this card only, as its device 0
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        # Ctrl-C reaches the whole process group; the parent handles it and sets `stop`, which the
+        # running trial checks between batches (a signal landing inside TensorFlow's C code is unsafe)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if quiet:
+            import_tensorflow_quietly()
         worker_main(*pickle.loads(payload), _Events(events), stop, go, quiet)
         code = 0
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    # Everything the worker did is in the study and its last event is sent: exit now. The
-    # interpreter's teardown of TensorFlow takes seconds (which the parent would wait for before it
-    # starts the standby) and can hang, leaving the search waiting for a process that did its work.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+    except BaseException:  # (worker_main reports its own errors; this is start-up failing)
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # a closed or broken stream: nothing more can be said
+                pass
+        os._exit(code)
 
 
 def mp_parent_alive() -> Callable[[], bool]:
@@ -177,7 +186,7 @@ def run_in_workers(
 
     Every way out (the target reached, Ctrl-C or SIGTERM, an error here or in a worker) stops every
     worker: running trials end at their next batch, marked interrupted (re-run by the next run),
-    and a worker that does not stop within two minutes is killed. A worker that dies costs only the
+    and a worker that does not stop within `STOP_SECONDS` is killed. A worker that dies costs only the
     trial it was running, which is failed and queued again. A worker that has sent its last event
     ("done", "error") and has not exited `EXIT_GRACE_SECONDS` later is killed: its work is in the study.
     """
@@ -231,7 +240,9 @@ def run_in_workers(
             lost = fail_owned(study, slot.process.pid, f"worker process died (exit code {code})")
             if slot.error is not None:
                 raise SearchError(f"a worker stopped: {slot.error[0]}", slot.error[1])
-            if not slot.started and not lost:  # (killed after taking its first trial, before saying so)
+            # one that said its last word ran out of trials to take; one that died holding a trial
+            # (killed after taking its first, before saying so) lost it; neither failed to start
+            if not slot.started and not lost and slot.ended is None:
                 raise SearchError(f"a trial worker process exited before its first trial (exit code {code})")
         if slot.stop_reason is not None:
             outcome.stopped_reason = slot.stop_reason
@@ -296,8 +307,8 @@ def run_in_workers(
         except BaseException:
             stop.set()  # running trials end at their next batch and are marked interrupted
             retire_standbys()
-            for slot in slots.values():
-                _stop(slot.process)
+            for slot in slots.values():  # (one that said its last word is only exiting)
+                _join_or_kill(slot.process, EXIT_GRACE_SECONDS if slot.ended is not None else STOP_SECONDS)
             for slot in slots.values():
                 fail_owned(study, slot.process.pid, INTERRUPTED)
                 slot.events.close()
@@ -321,11 +332,6 @@ def _join_or_kill(worker: Any, timeout: float) -> None:
     if worker.is_alive():
         worker.kill()
         worker.join()
-
-
-def _stop(worker: Any) -> None:
-    """Wait for a worker asked to stop to mark its trial and exit; kill it if it hangs."""
-    _join_or_kill(worker, timeout=120)
 
 
 def fail_owned(study: optuna.Study, pid: int | None, reason: str) -> list[int]:
