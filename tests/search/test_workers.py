@@ -48,7 +48,6 @@ def test_worker_processes_replace_each_other_and_a_killed_worker_costs_one_trial
 def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
     # a worker's last events must reach the parent even when it exits right after sending them (lost
     # "done" events once made a search past its --timeout start worker after worker, never ending)
-    import multiprocessing
     import pickle
     import time
 
@@ -56,23 +55,35 @@ def test_a_worker_that_stops_at_once_still_tells_the_parent_why(tmp_path):
     storage_url = f"sqlite:///{tmp_path}/w.db"
     optuna.create_study(study_name="w", storage=storage_url, direction="maximize")
     payload = pickle.dumps((worker_settings, load_space("tiny"), SPLITS, "w", storage_url, time.time() - 1))
-    ctx = multiprocessing.get_context("spawn")
     for _ in range(2):  # twice: a lost last event would show up about half the time
-        reader, writer = ctx.Pipe(duplex=False)
-        stop, go = ctx.Event(), ctx.Event()
-        go.set()
-        process = ctx.Process(target=workers.run, args=(payload, writer, stop, go, True))
-        process.start()
-        writer.close()
-        process.join(120)
-        assert process.exitcode == 0
-        received = []
-        while True:
-            try:
-                received.append(reader.recv())
-            except EOFError:
-                break
+        exitcode, received = _run_worker(payload, timeout=120)
+        assert exitcode == 0
         assert received[-1] == ("done", 0, TIMEOUT_REACHED)
+
+
+def _run_worker(payload: bytes, timeout: float) -> tuple[int | None, list[tuple]]:
+    """Run the real worker entry point on `payload` in a process of its own, as `run_in_workers` starts
+    it: its exit code (killed if it has not exited `timeout` s after its pipe ended) and every event."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    stop, go = ctx.Event(), ctx.Event()
+    go.set()
+    process = ctx.Process(target=workers.run, args=(payload, writer, stop, go, True))
+    process.start()
+    writer.close()
+    received = []
+    while True:
+        try:
+            received.append(reader.recv())
+        except EOFError:
+            break
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    return process.exitcode, received
 
 
 def _worker_that_hangs_on_exit(payload, events, stop, go, quiet, gpu=None):
@@ -118,30 +129,14 @@ class _Lingering(str):
 
 
 def test_a_worker_process_ends_after_its_last_event_whatever_it_left_running(tmp_path):
-    import multiprocessing
     import pickle
 
     storage_url = f"sqlite:///{tmp_path}/w.db"
     optuna.create_study(study_name="w", storage=storage_url, direction="maximize")
     payload = pickle.dumps((settings(tmp_path, trials=1, trials_per_process=1), load_space("tiny"), SPLITS,
                             _Lingering("w"), storage_url, None))
-    ctx = multiprocessing.get_context("spawn")
-    reader, writer = ctx.Pipe(duplex=False)
-    stop, go = ctx.Event(), ctx.Event()
-    go.set()
-    process = ctx.Process(target=workers.run, args=(payload, writer, stop, go, True))
-    process.start()
-    writer.close()
-    received = []
-    while True:
-        try:
-            received.append(reader.recv())
-        except EOFError:
-            break
-    process.join(30)
-    if process.is_alive():
-        process.kill()
-    assert process.exitcode == 0 and received[-1] == ("done", 1, None)
+    exitcode, received = _run_worker(payload, timeout=30)
+    assert exitcode == 0 and received[-1] == ("done", 1, None)
 
 
 def test_workers_stop_starting_at_the_timeout(tmp_path, monkeypatch):
