@@ -43,9 +43,10 @@ def _tpe(**kwargs) -> Callable[[int], optuna.samplers.BaseSampler]:
     return make
 
 
-def _local(share: float) -> Callable[[int], optuna.samplers.BaseSampler]:
-    """`tpe-local` with another share of moves, seeded per trial as `make_sampler` seeds it."""
-    return lambda seed: PerTrialSeed(functools.partial(tpe_local, share=share), seed)
+def _local(share: float, start: int = 1) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """`tpe-local` with another share of moves (from the `start`-th complete trial on), seeded per trial
+    as `make_sampler` seeds it."""
+    return lambda seed: PerTrialSeed(functools.partial(tpe_local, share=share, start=start), seed)
 
 
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
@@ -58,6 +59,9 @@ METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe-local": lambda seed: make_sampler("tpe-local", seed),  # half the trials: moves from the incumbent
     # the share of moves tried beside the default's half
     **{f"tpe-local-{round(100 * share)}": _local(share) for share in (0.3, 0.65, 0.8, 1.0)},
+    # moves only once TPE's ten random start-up trials are complete (no queued trial here)
+    **{f"tpe-local-{round(100 * share)}-after-10": _local(share, start=10) for share in (0.8, 1.0)},
+    "tpe-hill": lambda seed: make_sampler("tpe-hill", seed),  # the package's: tpe-local-100-after-10
     "default": lambda seed: make_sampler(SearchSettings().sampler, seed),
 }
 

@@ -92,6 +92,39 @@ def test_the_replay_command_runs_the_warm_started_method_from_another_recording(
         replay.main()
 
 
+def test_a_longer_budget_gives_the_other_methods_more_time_and_ranks_their_final_best(replay, tmp_path, monkeypatch,
+                                                                                      capsys):
+    import dataclasses
+    import gzip
+    import re
+
+    space, table = _table(replay)
+    path = tmp_path / "replay.json.gz"
+    meta = {"data": {"n_train": 1, "n_val": 1, "source": "synthetic"}, "cpu": "-", "cores": 1, "date": "-",
+            "commit": "-"}
+    with gzip.open(path, "wt") as f:
+        json.dump({**table.meta, **meta, "configs": [dataclasses.asdict(c) for c in table.configs.values()]}, f)
+    budgets = {}
+    for factor in ("1", "3"):
+        monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--methods", "random",
+                                          "--verbose", "--budget-factor", factor])
+        replay.main()
+        out = capsys.readouterr().out
+        lines = {m.group(1): int(m.group(2)) for m in re.finditer(r"seed +0 (\S+) .* of +(\d+) s", out)}
+        budgets[factor] = lines
+        if factor == "1":
+            assert "ceiling" in out.lower() and "final best's rank" not in out
+    reference = budgets["1"]["kerastuner-hyperband"]
+    assert budgets["3"]["kerastuner-hyperband"] == reference  # KerasTuner keeps its own run
+    assert budgets["1"]["random"] == reference
+    assert abs(budgets["3"]["random"] - 3 * reference) <= 1
+    assert "times 3 for the other methods" in out
+    ranks = re.search(r"\| random \| (\d+) \| (\d+)/1 \| (\d+)/1 \|", out)
+    assert ranks, out
+    rank, on_best, top5 = map(int, ranks.groups())
+    assert 1 <= rank <= 180 and on_best == (rank == 1) and top5 == (rank <= 5)
+
+
 def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
     from cifar_automl.search import load_space
 

@@ -4,7 +4,7 @@
     outcome = run_search(SearchSettings(space="residual", trials=30))
 
 Modules: `space` (YAML search spaces), `settings` (what a search accepts), `strategies` (samplers and
-pruners), `local` (moves from the incumbent, for `tpe-local`), `objective` (one trial), `loop`
+pruners), `local` (moves from the incumbent, for `tpe-local` and `tpe-hill`), `objective` (one trial), `loop`
 (trials one after another), `workers` (worker processes), `warmstart` (what a study tries first),
 `progress` (the terminal), `run` (`run_search`), and `kerastuner` (the same spaces and training for
 KerasTuner's tuners).

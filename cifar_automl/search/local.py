@@ -1,4 +1,4 @@
-"""Local moves from the incumbent beside a model-based sampler (`--sampler tpe-local`).
+"""Local moves from the incumbent beside a model-based sampler (`--sampler tpe-local`, `tpe-hill`).
 
 TPE models where good configurations lie, but on a budget of a few dozen trials it mostly samples
 broadly: the best trial so far is rarely refined. `IncumbentMoves` makes a share of the trials
@@ -8,6 +8,12 @@ range, on a log scale where the distribution is log, on the distribution's step 
 stay. The rest of the trials are the base sampler's. This is the local half of PriorBand's mix of
 prior, incumbent and model; the prior half is the space's defaults, queued as a new study's first
 trial (`warmstart.queue_defaults`).
+
+`start`: moves begin once that many trials have finished (complete or pruned, as TPE counts its
+random start-up), or at once when a queued trial is complete (the space's defaults, a warm start): a
+known-good place to climb from. `--sampler tpe-hill` makes every trial a move (share 1.0) from the
+best of TPE's ten start-up trials or from the defaults; `tpe-local` moves half of them from the first
+complete trial on.
 
 The incumbent is the best complete trial that keeps the search's limits, read from the whole study:
 Optuna's Hyperband pruner shows a sampler only the trials of the trial's bracket, which would make
@@ -45,8 +51,8 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
     """`base`'s trials, and with probability `share` a one-parameter move from the incumbent."""
 
     def __init__(self, base: optuna.samplers.BaseSampler, seed: int | None = None,
-                 share: float = LOCAL_SHARE, step: float = STEP) -> None:
-        self._base, self._share, self._step = base, share, step
+                 share: float = LOCAL_SHARE, step: float = STEP, start: int = 1) -> None:
+        self._base, self._share, self._step, self._start = base, share, step, start
         # a stream of its own: the base sampler's random draws come from RandomState(seed), and sharing
         # them would tie the coin to the base's first draw (a trial that is not a move would then draw
         # its first parameter from the upper half of the range)
@@ -70,8 +76,9 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)  # every bracket's
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
                 and not math.isnan(t.value) and _feasible(t)]
-        if not done:
-            return None
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        if not done or (finished < self._start and not any("fixed_params" in t.system_attrs for t in done)):
+            return None  # no incumbent yet, or none worth climbing from: no queued one and too few to pick from
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         incumbent = (max if maximize else min)(done, key=lambda t: t.value)
         movable = [name for name, d in incumbent.distributions.items() if not d.single()]

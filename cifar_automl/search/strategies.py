@@ -33,9 +33,21 @@ def _tpe(seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
 
-def tpe_local(seed: int, share: float = LOCAL_SHARE) -> optuna.samplers.BaseSampler:
-    """TPE with `share` of the trials (half by default) moving the incumbent by one parameter (`local`)."""
-    return IncumbentMoves(_tpe(seed), seed, share=share)
+def tpe_local(seed: int, share: float = LOCAL_SHARE, start: int = 1) -> optuna.samplers.BaseSampler:
+    """TPE with `share` of the trials (half by default) moving the incumbent by one parameter (`local`),
+    once `start` trials are complete or a queued one is."""
+    return IncumbentMoves(_tpe(seed), seed, share=share, start=start)
+
+
+HILL_START = 10  # TPE's random start-up trials (Optuna's n_startup_trials)
+
+
+def tpe_hill(seed: int) -> optuna.samplers.BaseSampler:
+    """Every trial a one-parameter move from the incumbent: a hill climb that never repeats a
+    configuration. It climbs from a queued trial once one is complete (the space's defaults, a warm
+    start), else from the best of TPE's random start-up trials; TPE also decides a trial when no untried
+    move is found."""
+    return IncumbentMoves(_tpe(seed), seed, share=1.0, start=HILL_START)
 
 
 def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
@@ -60,6 +72,7 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe,
     "tpe-local": tpe_local,
+    "tpe-hill": tpe_hill,
     "nsga2": _nsga2,
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": _cmaes,

@@ -104,6 +104,27 @@ def test_no_move_before_a_complete_trial_for_queued_trials_or_with_several_objec
     assert all(move is None for _, move in _moves(multi, 5))
 
 
+def test_with_a_start_moves_wait_for_that_many_finished_trials_unless_a_queued_one_is_complete():
+    """`start`: no incumbent is climbed from before `start` trials have finished (complete or pruned,
+    as TPE counts its start-up), unless a queued configuration (the space's defaults, a warm start) is
+    complete: that one is a known-good place to start."""
+    sampler = IncumbentMoves(optuna.samplers.RandomSampler(seed=12), seed=12, share=1.0, start=4)
+    study = _study(sampler, [0.5, 0.7])
+    pruned = create_trial(params={"width": 8, "depth": 2, "lr": 0.001, "dropout": 0.1}, distributions=DISTS,
+                          state=TrialState.PRUNED, intermediate_values={0: 0.1})
+    study.add_trial(pruned)
+    assert all(move is None for _, move in _moves(study, 5))  # 3 finished (a failed trial does not count)
+    study.add_trial(create_trial(params={"width": 16, "depth": 3, "lr": 0.002, "dropout": 0.2},
+                                 distributions=DISTS, value=0.2))
+    assert all(move is not None and move["from"] == 1 for _, move in _moves(study, 5))
+
+    queued = optuna.create_study(direction="maximize", sampler=IncumbentMoves(
+        optuna.samplers.RandomSampler(seed=13), seed=13, share=1.0, start=10))
+    queued.enqueue_trial({"width": 16, "depth": 3, "lr": 0.01, "dropout": 0.2})
+    queued.optimize(lambda t: 0.6 + 0 * len(_space(t)), n_trials=1)
+    assert all(move is not None and move["from"] == 0 for _, move in _moves(queued, 5))
+
+
 def test_the_incumbent_is_the_whole_studys_best_under_hyperband():
     """Optuna's Hyperband pruner shows a sampler one bracket's trials; the incumbent is still the best of
     all of them."""
@@ -124,8 +145,21 @@ def test_a_move_that_brings_in_a_conditional_parameter_samples_it_from_the_base_
     assert optimizer == "sgd" and 0.8 <= momentum <= 0.95  # the only move; momentum is new
 
 
-def test_tpe_local_is_registered_and_seeded_per_trial():
-    a, b = make_sampler("tpe-local", 7), make_sampler("tpe-local", 7)
+def test_tpe_hill_climbs_from_the_best_of_tpes_start_up_trials_with_every_trial_after_them():
+    from cifar_automl.search.strategies import HILL_START
+
+    study = _study(make_sampler("tpe-hill", 3), [0.1 * (1 + i % 5) for i in range(HILL_START - 1)])
+    assert all(move is None for _, move in _moves(study, 3))  # one start-up trial still to finish
+    study.add_trial(create_trial(params={"width": 32, "depth": 2, "lr": 0.003, "dropout": 0.1}, distributions=DISTS,
+                                 value=0.95))
+    best = study.trials[-1].number
+    moves = [move for _, move in _moves(study, 12)]
+    assert all(move is not None and move["from"] == best for move in moves)
+
+
+@pytest.mark.parametrize("name", ["tpe-local", "tpe-hill"])
+def test_tpe_local_and_tpe_hill_are_registered_and_seeded_per_trial(name):
+    a, b = make_sampler(name, 7), make_sampler(name, 7)
     draws = []
     for sampler in (a, b):
         study = _study(sampler, [0.5, 0.7, 0.6])

@@ -12,7 +12,7 @@ from cifar_automl.search.strategies import make_sampler, trial_seed
 
 from .common import run, settings
 
-SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "tpe-local": IncumbentMoves,
+SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "tpe-local": IncumbentMoves, "tpe-hill": IncumbentMoves,
                    "random": optuna.samplers.RandomSampler,
                    "nsga2": optuna.samplers.NSGAIISampler,
                    "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
