@@ -61,7 +61,8 @@ METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     **{f"tpe-local-{round(100 * share)}": _local(share) for share in (0.3, 0.65, 0.8, 1.0)},
     # moves only once TPE's ten random start-up trials are complete (no queued trial here)
     **{f"tpe-local-{round(100 * share)}-after-10": _local(share, start=10) for share in (0.8, 1.0)},
-    "tpe-hill": lambda seed: make_sampler("tpe-hill", seed),  # the package's: tpe-local-100-after-10
+    "tpe-local-100-after-5": _local(1.0, start=5),
+    "tpe-hill": lambda seed: make_sampler("tpe-hill", seed),  # the package's: tpe-local-100-after-5
     "default": lambda seed: make_sampler(SearchSettings().sampler, seed),
 }
 

@@ -635,7 +635,7 @@ METHODS: dict[str, Method] = {
     "tpe-local100-after5+hyperband": Method("optuna", "tpe-local100-after5", "hyperband"),
     "tpe-local100-after10+hyperband": Method("optuna", "tpe-local100-after10", "hyperband"),
     "tpe-local+hyperband, defaults first": Method("optuna", "tpe-local", "hyperband", defaults=True),
-    # the package's `--sampler tpe-hill`: tpe-local100, climbing from the defaults or TPE's start-up's best
+    # the package's `--sampler tpe-hill`: tpe-local100-after5 (climbing from the defaults or the best of 5)
     "tpe-hill+hyperband": Method("optuna", "tpe-hill", "hyperband"),
     "tpe-hill+hyperband, defaults first": Method("optuna", "tpe-hill", "hyperband", defaults=True),
     "tpe-local+hyperband, defaults + warm start": Method("optuna", "tpe-local", "hyperband", defaults=True,

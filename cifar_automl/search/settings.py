@@ -55,7 +55,7 @@ class SearchSettings:
     max_params: int | None = option(None, "limit: parameters", metavar="N")
     sampler: str = option("tpe", "(default: %(default)s; tpe-local: TPE with half its trials one-parameter moves "
                                  "from the incumbent; tpe-hill: all of them, from the space's defaults or the best "
-                                 "of TPE's 10 start-up trials)", choices=lambda: tuple(SAMPLERS))
+                                 "of TPE's first 5 start-up trials)", choices=lambda: tuple(SAMPLERS))
     pruner: str = option("hyperband", "per-epoch pruning on val accuracy (default: %(default)s)",
                          choices=lambda: tuple(PRUNERS))
     study_name: str | None = option(None, "default: the space's name")

@@ -39,14 +39,16 @@ def tpe_local(seed: int, share: float = LOCAL_SHARE, start: int = 1) -> optuna.s
     return IncumbentMoves(_tpe(seed), seed, share=share, start=start)
 
 
-HILL_START = 10  # TPE's random start-up trials (Optuna's n_startup_trials)
+# without a queued trial the climb starts from the best of this many of TPE's random start-up trials
+# (5 of its 10 measured best: benchmarks/RESULTS.md, "A hill climb as an option")
+HILL_START = 5
 
 
 def tpe_hill(seed: int) -> optuna.samplers.BaseSampler:
     """Every trial a one-parameter move from the incumbent: a hill climb that never repeats a
     configuration. It climbs from a queued trial once one is complete (the space's defaults, a warm
-    start), else from the best of TPE's random start-up trials; TPE also decides a trial when no untried
-    move is found."""
+    start), else from the best of TPE's first `HILL_START` random start-up trials; TPE also decides a
+    trial when no untried move is found."""
     return IncumbentMoves(_tpe(seed), seed, share=1.0, start=HILL_START)
 
 
