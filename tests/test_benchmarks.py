@@ -462,3 +462,25 @@ def test_the_all_local_candidate_moves_the_incumbent_in_every_trial_it_samples(r
         study.tell(trial, max(table[trial.params].val_accuracy))
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 8  # none twice
     assert replay.CANDIDATE_SAMPLERS["tpe-local75"](0, space)._share == 0.75
+
+
+def test_the_numeric_benchmark_tables_every_function_and_method_with_known_maxima(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("numeric_benchmark", ROOT / "benchmarks" / "numeric.py")
+    numeric = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(numeric)
+    import optuna
+
+    # the functions' known optima
+    assert math.isclose(numeric.hartmann6(optuna.trial.FixedTrial(dict(zip(
+        [f"x{i}" for i in range(6)], [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573])))), 3.32237,
+        abs_tol=1e-4)
+    assert numeric.rastrigin4(optuna.trial.FixedTrial({f"x{i}": 0.3 for i in range(4)})) == 0.0
+    monkeypatch.setattr(sys, "argv", ["numeric.py", "--seeds", "2", "--trials", "12", "--methods", "random",
+                                      "tpe-hill"])
+    numeric.main()
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and
+            not line.startswith("| function")]
+    assert [(r[0], r[1]) for r in rows] == [(f"| {f}", m) for f in numeric.FUNCTIONS for m in ("random", "tpe-hill")]
+    for row in rows:
+        after_10, after_12 = map(float, row[2:4])  # the columns: after 10 and after 12 (the cap) trials
+        assert after_10 <= after_12  # a best never falls
