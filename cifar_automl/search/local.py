@@ -18,7 +18,8 @@ complete trial on.
 The incumbent is the best complete trial that keeps the search's limits, read from the whole study:
 Optuna's Hyperband pruner shows a sampler only the trials of the trial's bracket, which would make
 each bracket refine its own best. A move never proposes a configuration the study already holds
-(finished, queued, or another worker's move not yet sampled). Trials that were queued (defaults,
+(finished, queued, or another worker's move not yet sampled), and two workers that pick the same move
+at the same moment do not both run it (`_claim`). Trials that were queued (defaults,
 warm starts, retries) run their own parameters, and with several objectives there is no single
 incumbent: the base sampler decides those. A move is recorded in the trial's system attribute
 `local_move` ({"from": number, "param": name, "params": the configuration}), which the report shows
@@ -45,6 +46,7 @@ from ..study import LOCAL_MOVE
 LOCAL_SHARE = 0.5  # share of the trials that are moves from the incumbent
 STEP = 0.1  # a numeric move's standard deviation, as a share of the parameter's (log) range
 _TRIES = 20  # draws before a move gives up on finding a configuration not yet held
+_CLAIMS = 3  # moves a trial writes before it leaves the trial to the base sampler (another worker took each)
 
 
 class IncumbentMoves(optuna.samplers.BaseSampler):
@@ -61,18 +63,39 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
-        move = self._move(study, trial)
-        if move is not None:
+        if self._wants_move(study, trial):
+            params = self._claim(study, trial)
+            if params is not None:
+                self._moves[trial._trial_id] = params
+
+    def _wants_move(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if len(study.directions) > 1 or trial.params or {"fixed_params", "failed_trial"} & set(trial.system_attrs):
+            return False  # several objectives; a queued trial; the retry of a stale one (it repeats its params)
+        return self._rng.random_sample() < self._share
+
+    def _claim(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        """A move that no other trial holds, written into the trial's system attributes.
+
+        Workers sample at the same time: two that read the study before either wrote its move could
+        pick the same one. So a move counts only once it is written and a read after the write shows no
+        other trial holding it; of two that wrote the same move, the one that reads last sees the
+        other's and picks again (both may, never neither)."""
+        storage, claimed = study._storage, False
+        for _ in range(_CLAIMS):
+            move = self._move(study, trial)
+            if move is None:
+                break
             params, source, name = move
-            self._moves[trial._trial_id] = params
-            study._storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE,
-                                                 {"from": source, "param": name, "params": params})
+            storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE, {"from": source, "param": name, "params": params})
+            claimed = True
+            others = [t for t in storage.get_all_trials(study._study_id, deepcopy=False) if t._trial_id != trial._trial_id]
+            if not any(_holds(h, params) for h in map(_held, others) if h):
+                return params
+        if claimed:  # every move it wrote was another trial's: it is the base sampler's trial after all
+            storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE, None)
+        return None
 
     def _move(self, study: optuna.Study, trial: FrozenTrial) -> tuple[dict[str, Any], int, str] | None:
-        if len(study.directions) > 1 or trial.params or {"fixed_params", "failed_trial"} & set(trial.system_attrs):
-            return None  # several objectives; a queued trial; the retry of a stale one (it repeats its params)
-        if self._rng.random_sample() >= self._share:
-            return None
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)  # every bracket's
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
                 and not math.isnan(t.value) and _feasible(t)]
@@ -84,7 +107,7 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
         movable = [name for name, d in incumbent.distributions.items() if not d.single()]
         if not movable:
             return None
-        held = [h for h in map(_held, trials) if h]
+        held = [h for h in map(_held, trials) if h]  # (this trial's own earlier pick, when it lost a claim)
         for _ in range(_TRIES):
             name = movable[self._rng.randint(len(movable))]
             value = self._neighbour(incumbent.distributions[name], incumbent.params[name])

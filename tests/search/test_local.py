@@ -125,6 +125,35 @@ def test_with_a_start_moves_wait_for_that_many_finished_trials_unless_a_queued_o
     assert all(move is not None and move["from"] == 0 for _, move in _moves(queued, 5))
 
 
+def test_two_workers_that_pick_the_same_move_at_once_do_not_both_run_it():
+    """Worker B read the study before worker A wrote its move, so both pick the incumbent's only
+    untried neighbour. B sees A's move after writing its own, gives it up, and its trial is the base
+    sampler's: no configuration runs twice."""
+    dists = {"flag": CategoricalDistribution([True, False]), "fixed": CategoricalDistribution([1])}
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(params={"flag": True, "fixed": 1}, distributions=dists, value=0.9))
+    storage = study._storage
+    a, b = (storage.get_trial(storage.create_new_trial(study._study_id)) for _ in range(2))
+    before = storage.get_all_trials(study._study_id)  # what B read, before A wrote its move
+    first = IncumbentMoves(optuna.samplers.RandomSampler(seed=0), seed=0, share=1.0)
+    first.before_trial(study, a)
+    reads = []
+    real = storage.get_all_trials
+
+    def stale_first_read(study_id, deepcopy=True, states=None):
+        reads.append(study_id)
+        return before if len(reads) == 1 else real(study_id, deepcopy=deepcopy, states=states)
+
+    storage.get_all_trials = stale_first_read
+    second = IncumbentMoves(optuna.samplers.RandomSampler(seed=0), seed=0, share=1.0)
+    second.before_trial(study, b)
+    storage.get_all_trials = real
+    assert storage.get_trial(a._trial_id).system_attrs[LOCAL_MOVE]["params"] == {"flag": False, "fixed": 1}
+    assert a._trial_id in first._moves
+    assert len(reads) >= 2 and b._trial_id not in second._moves  # it wrote the move, then saw A's
+    assert not storage.get_trial(b._trial_id).system_attrs.get(LOCAL_MOVE)  # and took it back
+
+
 def test_the_incumbent_is_the_whole_studys_best_under_hyperband():
     """Optuna's Hyperband pruner shows a sampler one bracket's trials; the incumbent is still the best of
     all of them."""
