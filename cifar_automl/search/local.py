@@ -86,9 +86,11 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
             if move is None:
                 break
             params, source, name = move
-            storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE, {"from": source, "param": name, "params": params})
+            storage.set_trial_system_attr(trial._trial_id, LOCAL_MOVE,
+                                          {"from": source, "param": name, "params": params})
             claimed = True
-            others = [t for t in storage.get_all_trials(study._study_id, deepcopy=False) if t._trial_id != trial._trial_id]
+            others = [t for t in storage.get_all_trials(study._study_id, deepcopy=False)
+                      if t._trial_id != trial._trial_id]
             if not any(_holds(h, params) for h in map(_held, others) if h):
                 return params
         if claimed:  # every move it wrote was another trial's: it is the base sampler's trial after all
