@@ -945,6 +945,8 @@ def main() -> None:
     ap.add_argument("--budget-share", type=float, default=0.25,
                     help="--pareto: each search's budget, as a share of the whole grid's recorded seconds")
     args = ap.parse_args()
+    if args.budget_factor <= 0:
+        raise SystemExit(f"error: --budget-factor must be positive, not {args.budget_factor:g}")
     if args.record:
         record(args)
     else:

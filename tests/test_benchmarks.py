@@ -40,6 +40,18 @@ def _table(replay, epochs=9, schedules=(), best_first=False):
     return space, replay.Table(data)
 
 
+def _write(table, path: Path) -> Path:
+    """`table` as the replay command reads a recording (with the machine's details it prints)."""
+    import dataclasses
+    import gzip
+
+    meta = {"data": {"n_train": 1, "n_val": 1, "source": "synthetic"}, "cpu": "-", "cores": 1, "date": "-",
+            "commit": "-"}
+    with gzip.open(path, "wt") as f:
+        json.dump({**table.meta, **meta, "configs": [dataclasses.asdict(c) for c in table.configs.values()]}, f)
+    return path
+
+
 def test_the_grid_is_the_spaces_choices_and_every_point_is_recorded(replay):
     space, table = _table(replay)
     assert len(table.configs) == math.prod(len(v) for v in replay.grid_of(space).values()) == 180
@@ -66,16 +78,8 @@ def test_a_warm_started_search_first_runs_the_other_recordings_best(replay):
 
 
 def test_the_replay_command_runs_the_warm_started_method_from_another_recording(replay, tmp_path, monkeypatch, capsys):
-    import dataclasses
-    import gzip
-    import json
-
     space, table = _table(replay)
-    path = tmp_path / "replay.json.gz"
-    meta = {"data": {"n_train": 1, "n_val": 1, "source": "synthetic"}, "cpu": "-", "cores": 1, "date": "-",
-            "commit": "-"}
-    with gzip.open(path, "wt") as f:
-        json.dump({**table.meta, **meta, "configs": [dataclasses.asdict(c) for c in table.configs.values()]}, f)
+    path = _write(table, tmp_path / "replay.json.gz")
     # warm-started from the recording itself: its best configuration is the first trial
     monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--warm-from", str(path),
                                       "--methods", "tpe+hyperband, warm start", "--verbose"])
@@ -94,16 +98,10 @@ def test_the_replay_command_runs_the_warm_started_method_from_another_recording(
 
 def test_a_longer_budget_gives_the_other_methods_more_time_and_ranks_their_final_best(replay, tmp_path, monkeypatch,
                                                                                       capsys):
-    import dataclasses
-    import gzip
     import re
 
     space, table = _table(replay)
-    path = tmp_path / "replay.json.gz"
-    meta = {"data": {"n_train": 1, "n_val": 1, "source": "synthetic"}, "cpu": "-", "cores": 1, "date": "-",
-            "commit": "-"}
-    with gzip.open(path, "wt") as f:
-        json.dump({**table.meta, **meta, "configs": [dataclasses.asdict(c) for c in table.configs.values()]}, f)
+    path = _write(table, tmp_path / "replay.json.gz")
     budgets = {}
     for factor in ("1", "3"):
         monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--methods", "random",
@@ -123,6 +121,9 @@ def test_a_longer_budget_gives_the_other_methods_more_time_and_ranks_their_final
     assert ranks, out
     rank, on_best, top5 = map(int, ranks.groups())
     assert 1 <= rank <= 180 and on_best == (rank == 1) and top5 == (rank <= 5)
+    monkeypatch.setattr(sys, "argv", ["replay.py", "--seeds", "1", "--table", str(path), "--budget-factor", "0"])
+    with pytest.raises(SystemExit, match="--budget-factor must be positive"):
+        replay.main()
 
 
 def test_the_replay_space_starts_from_the_residual_spaces_defaults(replay):
