@@ -10,8 +10,8 @@ prior, incumbent and model; the prior half is the space's defaults, queued as a 
 trial (`warmstart.queue_defaults`).
 
 `start`: moves begin once that many trials have finished (complete or pruned, as TPE counts its
-random start-up), or at once when a queued trial is complete (the space's defaults, a warm start): a
-known-good place to climb from. `--sampler tpe-hill` makes every trial a move (share 1.0) from the
+random start-up), or at once when a queued trial is complete (the space's defaults, a warm start; a
+retry counts as the trial it repeats): a known-good place to climb from. `--sampler tpe-hill` makes every trial a move (share 1.0) from the
 defaults or from the best of TPE's first five start-up trials; `tpe-local` moves half of them from the first
 complete trial on.
 
@@ -102,7 +102,7 @@ class IncumbentMoves(optuna.samplers.BaseSampler):
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
                 and not math.isnan(t.value) and _feasible(t)]
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        if not done or (finished < self._start and not any("fixed_params" in t.system_attrs for t in done)):
+        if not done or (finished < self._start and not any(_queued(t, trials) for t in done)):
             return None  # no incumbent yet, or none worth climbing from: no queued one and too few to pick from
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         incumbent = (max if maximize else min)(done, key=lambda t: t.value)
@@ -185,8 +185,26 @@ def _feasible(trial: FrozenTrial) -> bool:
     return all(c <= 0 for c in trial.constraints.values())
 
 
+def _queued(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
+    """Whether a trial ran a configuration queued for it (the space's defaults, a warm start, one the user
+    enqueued), or is a retry of one. A retry of a trial that Ctrl-C cut short is queued too
+    (`warmstart.requeue_interrupted`), but when the trial it repeats was a random draw it is no known-good
+    place to start from: such retries count as what they repeat."""
+    by_number, seen = {t.number: t for t in trials}, set()
+    while (number := trial.user_attrs.get("retry_of")) is not None and number not in seen:
+        seen.add(number)
+        if number not in by_number:
+            return False
+        trial = by_number[number]
+    return "fixed_params" in trial.system_attrs
+
+
 def _held(trial: FrozenTrial) -> dict[str, Any]:
     """The configuration a trial runs or will run: its parameters so far, those it was queued with,
-    or the move it was given (another worker's trial that has not sampled them yet)."""
+    or the move it was given (another worker's trial that has not sampled them yet). A finished trial
+    holds what it ran, its parameters alone: a move's parameters that it never sampled (the momentum of
+    sgd after a move to adam) or never reached (a trial that ended before it sampled) hold nothing."""
+    if trial.state.is_finished():
+        return dict(trial.params)
     move = trial.system_attrs.get(LOCAL_MOVE) or {}
     return {**move.get("params", {}), **trial.system_attrs.get("fixed_params", {}), **trial.params}

@@ -263,3 +263,47 @@ def test_queued_configurations_and_other_workers_moves_count_as_held():
             assert move["params"] not in held
             held.append(move["params"])
     assert len(held) >= 8
+
+
+def test_a_retry_of_a_random_draw_is_no_queued_start_but_a_retry_of_the_defaults_is():
+    """`requeue_interrupted` queues a trial that Ctrl-C cut short once more: a random start-up draw
+    repeated that way must not start the climb early; the defaults repeated that way do."""
+    params = {"width": 16, "depth": 3, "lr": 0.01, "dropout": 0.2}
+    for original, climbs in (({}, False), ({"warm_start": "space defaults"}, True)):
+        study = optuna.create_study(direction="maximize", sampler=IncumbentMoves(
+            optuna.samplers.RandomSampler(seed=14), seed=14, share=1.0, start=5))
+        if original:
+            study.enqueue_trial(params, user_attrs=original)
+        cut = study.ask()
+        assert _space(cut)
+        study.tell(cut, state=TrialState.FAIL)  # interrupted
+        study.enqueue_trial(study.trials[0].params, user_attrs={"retry_of": 0})
+        study.optimize(lambda t: 0.6 + 0 * len(_space(t)), n_trials=1)
+        assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].params == study.trials[0].params
+        moves = [move for _, move in _moves(study, 4)]
+        assert all((move is not None and move["from"] == 1) == climbs for move in moves), (original, moves)
+
+
+def test_a_finished_trial_holds_the_parameters_it_ran_not_those_its_move_carried():
+    """A move to adam carries the incumbent's sgd momentum, which the trial never samples; and a move
+    whose trial ended before it sampled anything (skipped, or its worker died) ran nothing. Neither may
+    keep a configuration from being proposed, nor let one the study ran be proposed again."""
+    dists = {"optimizer": CategoricalDistribution(["adam", "sgd"]), "momentum": CategoricalDistribution([0.8, 0.9]),
+             "lr": CategoricalDistribution([1, 2])}
+
+    study = optuna.create_study(direction="maximize", sampler=IncumbentMoves(
+        optuna.samplers.RandomSampler(seed=15), seed=15, share=1.0))
+    adam = {k: dists[k] for k in ("optimizer", "lr")}
+    study.add_trial(create_trial(params={"optimizer": "sgd", "momentum": 0.9, "lr": 2}, distributions=dists, value=0.1))
+    # the move from #0 to adam: it ran adam at lr 1 and kept the momentum it never sampled in its move
+    study.add_trial(create_trial(params={"optimizer": "adam", "lr": 1}, distributions=adam, value=0.5, system_attrs={
+        LOCAL_MOVE: {"from": 0, "param": "optimizer", "params": {"optimizer": "adam", "momentum": 0.9, "lr": 1}}}))
+    study.add_trial(create_trial(params={"optimizer": "adam", "lr": 2}, distributions=adam, value=0.9))  # incumbent
+    proposed = []
+    for _ in range(6):
+        trial = study.ask()
+        move = study._storage.get_trial(trial._trial_id).system_attrs.get(LOCAL_MOVE)
+        proposed.append(move and move["params"])
+        study.tell(trial, state=TrialState.FAIL)  # ends before it samples: it ran nothing
+    # from #2 the moves are lr 1 (what #1 ran: held) and sgd; the unsampled sgd moves must not hold it
+    assert all(p == {"optimizer": "sgd", "lr": 2} for p in proposed), proposed
