@@ -56,7 +56,7 @@ from .search import (
     load_space,
     run_search,
 )
-from .study import accuracy
+from .study import accuracy, repeats
 from .training import images_per_epoch, matching_tta, projected_seconds, steps_per_epoch
 from .training.evaluate import TTA_VIEWS
 
@@ -340,7 +340,11 @@ def _fill(choice: RetrainChoice, trial: FrozenTrial, seconds: float, retrain_ima
         return choice
     per_epoch = steps_per_epoch(retrain_images, batch)
     steps = math.floor(min(epochs, cap) * per_epoch + 1e-6)
-    if steps < 1 or steps == whole * per_epoch:
+    if steps < 1:  # a whole epoch would run past the budget by as long as it takes
+        raise UserError(f"not one training step of trial {trial.number} fits in the {max(0.0, seconds) / 60:.1f} min "
+                        f"left (an epoch of it on {retrain_images} images takes ~{choice.epoch_seconds / 60:.1f} min): "
+                        f"give a larger --budget (the study is saved: `cifar-automl retrain` trains any of its trials)")
+    if steps == whole * per_epoch:
         return choice
     return dataclasses.replace(choice, epochs=math.ceil(steps / per_epoch), steps=steps, steps_per_epoch=per_epoch)
 
@@ -401,9 +405,13 @@ def size_search(plan: BudgetPlan, cost: float, sized: bool, what: str) -> tuple[
 def first_trial(study: optuna.Study, *, usable: bool = False) -> FrozenTrial | None:
     """The trial a new study queued first (`warmstart.queue_first`: a `--warm-start` source's best, or
     the space's defaults), or None if the study queued none. `usable`: the first queued trial that
-    trained (`_usable`): the one queued after the first when the first failed."""
-    return next((t for t in study.get_trials(deepcopy=False)
-                 if "warm_start" in t.user_attrs and (not usable or _usable(t))), None)
+    trained (`_usable`): the one queued after the first when the first failed. A trial that was queued
+    again (Ctrl-C cut it short, or its worker went silent) is not one: its retry, which carries its
+    label, stands for it."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {repeats(t) for t in trials}
+    return next((t for t in trials if "warm_start" in t.user_attrs and t.number not in retried
+                 and (not usable or _usable(t))), None)
 
 
 def _what(trial: FrozenTrial) -> str:
@@ -488,14 +496,18 @@ def run_auto(
         say(plan.describe(what_first))
     searching = dataclasses.replace(settings, timeout=plan.search, prune_at_timeout=True)
     known = None  # the first trial (the space's defaults or a warm start), when the share cannot pay for a search
-    if not plan.search:  # no search: two epochs of the first trial (a study of 2-epoch trials) time it
-        search = run_search(dataclasses.replace(settings, trials=1, epochs=NO_SEARCH_EPOCHS), reporter=reporter)
-        known = first_trial(search.study)
-        if not _ended_early(search) and not _usable(known):
-            if known is None:
+    if not plan.search:  # no search: two epochs of the first trial (a study of 2-epoch trials) time it, unpruned
+        # (resumed after Ctrl-C, its retry would otherwise meet the cut original's score in Hyperband's rung)
+        search = run_search(dataclasses.replace(settings, trials=1, epochs=NO_SEARCH_EPOCHS, pruner="none"),
+                            reporter=reporter)
+        known = first_trial(search.study, usable=True)  # the one queued after the first when the first failed
+        if not _ended_early(search) and known is None:
+            first = first_trial(search.study)
+            if first is None:
                 raise UserError(f"study '{search.study.study_name}' queued no first trial (it holds trials already, "
                                 "or the --warm-start source gave none): pass a new --study-name")
-            raise SearchError(f"{_what(known)} failed to train: {known.user_attrs.get('fail_reason')}")
+            reason = first.user_attrs.get("fail_reason") or first.user_attrs.get("pruned_reason")
+            raise SearchError(f"{_what(first)} did not train: {reason or first.state.name.lower()}")
     elif queues_first:
         # the first trial (the --warm-start source's best, or the space's defaults) tells whether the share
         # holds a search worth running
@@ -504,6 +516,10 @@ def run_auto(
         first = first_trial(search.study)
         if first is not None and first.state == TrialState.FAIL:
             say(f"{_what(first)} failed ({first.user_attrs.get('fail_reason')}): the search goes on without it")
+        if first is None and sized and not _ended_early(search):  # the --warm-start source queued nothing
+            plan = plan_budget(budget, SEARCH_SHARE)
+            say(f"--warm-start {settings.warm_start} queued nothing this space can run: a search from scratch, "
+                f"{plan.share:.0%} of the budget")
         timed = first_trial(search.study, usable=True)  # the one queued after it, when the first failed
         if not _ended_early(search) and timed is not None:
             searched, message = size_search(plan, trial_seconds(timed, settings.epochs), sized, _what(timed))

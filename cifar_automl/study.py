@@ -228,6 +228,14 @@ def accuracy(trial: optuna.trial.FrozenTrial) -> float | None:
     return trial.values[0] if trial.values else None
 
 
+def repeats(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the trial this one runs again, if it is a retry: of a trial whose worker went
+    silent (Optuna's `RetryFailedTrialCallback`: the last of its `retry_history`), or of one that Ctrl-C
+    cut short (`retry_of`, `search.warmstart.requeue_interrupted`)."""
+    history = trial.system_attrs.get("retry_history")
+    return history[-1] if history else trial.user_attrs.get("retry_of")
+
+
 def curve(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
     """A trial's validation accuracy by epochs trained: its intermediate values, or (several objectives,
     where Optuna refuses `report`) its user attribute `val_curve`."""

@@ -205,6 +205,30 @@ def test_a_failed_first_trial_leaves_the_one_queued_after_it_to_time_the_search(
     assert first_trial(empty, usable=True) is None
 
 
+def test_a_first_trial_queued_again_is_found_by_its_retry():
+    """Ctrl-C cut the defaults short (their retry carries their label: `requeue_interrupted`), or their
+    worker went silent (Optuna's retry copies the attributes): the retry is the first trial, not the
+    failed original."""
+    for retry_attrs, system_attrs in (({"retry_of": 0}, {}), ({}, {"failed_trial": 0, "retry_history": [0]})):
+        study = optuna.create_study(direction="maximize")
+        cut = create_trial(state=TrialState.FAIL, user_attrs={"warm_start": "space defaults", "fail_reason": "x"})
+        study.add_trial(cut)
+        retry = _trial(1, 0.5, [20.0, 10.0])
+        retry.user_attrs.update({"warm_start": "space defaults", **retry_attrs})
+        retry.system_attrs.update(system_attrs)
+        study.add_trial(retry)
+        assert first_trial(study).number == 1 == first_trial(study, usable=True).number
+
+
+def test_no_time_for_one_step_is_a_user_error_not_an_epoch_past_the_budget():
+    """With less time left than one training step takes, a plan of one whole epoch would run past the
+    budget by that epoch: `auto` says so instead."""
+    trials = [_trial(0, 0.5, [20.0, 10.0], batch_size=100)]  # 10 ms an image: 110 s an epoch of 10,000, 1.1 a step
+    with pytest.raises(UserError, match="not one training step of trial 0 fits in the 0.0 min left"):
+        choose_retrain(trials, seconds=0.5, retrain_images=10_000, search_train_images=1_000, slack=1)
+    assert choose_retrain(trials, seconds=30, retrain_images=10_000, search_train_images=1_000, slack=1).steps
+
+
 def test_no_finished_trial_is_a_user_error():
     with pytest.raises(UserError, match="finished no trial"):
         choose_retrain([_trial(0, 0.5, [1.0], state=TrialState.PRUNED)], 100, 10, 10)
@@ -301,6 +325,24 @@ def test_auto_spends_a_budget_too_short_for_a_search_on_retraining_the_first_tri
 
 
 @TIMED
+def test_a_warm_start_that_queues_nothing_is_a_search_from_scratch(image_tree, tmp_path, capsys):  # noqa: F811
+    """`--warm-start` from a study with no complete trial, in a space without defaults: nothing known-good
+    runs first, so once that shows, the share is a search from scratch's (half the budget), not one sized
+    on the sampler's first draw."""
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    optuna.create_study(study_name="before", storage=f"sqlite:///{studies / 'before.db'}")
+    code = _auto(Path(__file__).parent.parent / "search_spaces" / "tiny.yaml", image_tree, studies,
+                 "--budget", "40s", "--warm-start", "before")
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "--warm-start before queued nothing this space can run: a search from scratch, 50% of the budget" in err, err
+    assert "10 trials like the first" not in err and "retrain trial" in err, err  # not sized on trial 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{studies / 'tiny.db'}")
+    assert len(study.trials) > 1 and not any("warm_start" in t.user_attrs for t in study.trials)
+
+
+@TIMED
 def test_auto_with_no_search_share_retrains_the_defaults_after_two_epochs_of_them(image_tree, tmp_path, capsys):  # noqa: F811
     studies = tmp_path / "studies"
     code = _auto(_tiny_with_defaults(tmp_path), image_tree, studies, "--budget", "30s", "--search-share", "0")
@@ -319,6 +361,30 @@ def test_auto_with_no_search_share_retrains_the_defaults_after_two_epochs_of_the
     assert "the retrain's schedule was re-sized after epoch" in out, out
     _one_error_line(capsys, _auto(Path(__file__).parent.parent / "search_spaces" / "tiny.yaml", image_tree,
                                   tmp_path / "other", "--budget", "30s", "--search-share", "0"), "has none")
+
+
+@TIMED
+def test_auto_resumed_after_ctrl_c_on_the_defaults_retrains_their_retry(image_tree, tmp_path):  # noqa: F811
+    """`auto --search-share 0` cut short in the defaults' timing epochs prints "resume with"; the resumed
+    run times and retrains the defaults' retry, where it used to stop on the cut original."""
+    from cifar_automl.auto import AUTO_TRIALS, run_auto
+    from cifar_automl.search import SearchReporter, SearchSettings
+
+    class Interrupting(SearchReporter):
+        def epoch(self, number, epoch, logs):
+            raise KeyboardInterrupt
+
+    settings = SearchSettings(space=str(_tiny_with_defaults(tmp_path)), dataset="folder", data_dir=str(image_tree),
+                              subset=1.0, epochs=2, trials=AUTO_TRIALS, studies_dir=str(tmp_path / "studies"),
+                              cache_dir=str(tmp_path / "cache"), trials_per_process=0)
+    cut = run_auto(settings, 30, search_share=0, reporter=Interrupting(quiet=True), say=lambda _: None)
+    assert cut.search.interrupted and cut.result is None
+    resumed = run_auto(settings, 30, search_share=0, reporter=SearchReporter(quiet=True), say=lambda _: None)
+    original, retry = resumed.search.study.trials
+    # both timing epochs: no pruner sets the retry against the cut original's first epoch
+    assert original.user_attrs["fail_reason"] == "interrupted" and retry.user_attrs["epochs_run"] == 2
+    assert retry.user_attrs["retry_of"] == 0 and retry.user_attrs["warm_start"] == "space defaults"
+    assert resumed.choice.trial == 1 and 0 <= resumed.result.metrics["accuracy"] <= 1
 
 
 def test_auto_refuses_timeout_and_bad_budgets(capsys):

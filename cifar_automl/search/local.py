@@ -41,7 +41,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from ..study import LOCAL_MOVE
+from ..study import LOCAL_MOVE, repeats
 
 LOCAL_SHARE = 0.5  # share of the trials that are moves from the incumbent
 STEP = 0.1  # a numeric move's standard deviation, as a share of the parameter's (log) range
@@ -191,7 +191,7 @@ def _queued(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
     (`warmstart.requeue_interrupted`), but when the trial it repeats was a random draw it is no known-good
     place to start from: such retries count as what they repeat."""
     by_number, seen = {t.number: t for t in trials}, set()
-    while (number := trial.user_attrs.get("retry_of")) is not None and number not in seen:
+    while (number := repeats(trial)) is not None and number not in seen:
         seen.add(number)
         if number not in by_number:
             return False

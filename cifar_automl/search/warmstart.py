@@ -16,19 +16,23 @@ WARM_STARTS = 5  # configurations --warm-start STUDY queues: that study's best c
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
-    """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short (one cut before it
-    sampled anything has nothing to repeat)."""
+    """Enqueue once more the parameters of trials that Ctrl-C (or SIGTERM) cut short: those it sampled,
+    or, for a queued trial cut before it sampled, those it was queued with (a sampler's trial cut that
+    early has nothing to repeat). The retry keeps the label of a queued one (`warm_start`: the space's
+    defaults, a warm start), so that it is still what a new study runs first (`auto.first_trial`)."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     count = 0
     for t in trials:
+        params = t.params or t.system_attrs.get("fixed_params")
         if (
             t.state == TrialState.FAIL
             and t.user_attrs.get("fail_reason") == INTERRUPTED
             and t.number not in retried
-            and t.params
+            and params
         ):
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            label = {"warm_start": t.user_attrs["warm_start"]} if t.user_attrs.get("warm_start") else {}
+            study.enqueue_trial(params, user_attrs={"retry_of": t.number, **label}, skip_if_exists=False)
             count += 1
     return count
 

@@ -65,3 +65,26 @@ def test_a_warm_start_runs_before_the_defaults_and_leaves_them_out_of_its_best(t
     queue_first(ran, space, settings(tmp_path, space="airbench", warm_start="before"))
     assert [t.user_attrs["warm_start"] for t in ran.get_trials(states=(TrialState.WAITING,))] == [
         "before#0", "before#1", "before#2", "before#3", "before#4"]
+
+
+def test_an_interrupted_queued_trial_is_queued_again_with_its_label_even_before_it_sampled():
+    """Ctrl-C on the space's defaults: the retry is still the defaults (`auto.first_trial` finds it by its
+    label), and one cut before it sampled anything is queued again with what it was queued with; a
+    sampler's trial cut that early has nothing to repeat."""
+    import optuna
+
+    from cifar_automl.search.warmstart import requeue_interrupted
+
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 1.0}, user_attrs={"warm_start": "space defaults"})
+    for _ in range(3):  # the queued trial and a sampler's trial, both cut before sampling; one cut after
+        trial = study.ask()
+        if trial.number == 2:
+            trial.suggest_float("x", 0.0, 2.0)
+        trial.set_user_attr("fail_reason", "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+    assert requeue_interrupted(study) == 2 and requeue_interrupted(study) == 0  # once
+    first, second = study.trials[3:]
+    assert first.system_attrs["fixed_params"] == {"x": 1.0}
+    assert first.user_attrs == {"retry_of": 0, "warm_start": "space defaults"}
+    assert second.user_attrs == {"retry_of": 2} and second.system_attrs["fixed_params"] == study.trials[2].params
