@@ -11,9 +11,9 @@ trial (`warmstart.queue_defaults`).
 
 `start`: moves begin once that many trials have finished (complete or pruned, as TPE counts its
 random start-up), or at once when a queued trial is complete (the space's defaults, a warm start; a
-retry counts as the trial it repeats): a known-good place to climb from. `--sampler tpe-hill` makes every trial a move (share 1.0) from the
-defaults or from the best of TPE's first five start-up trials; `tpe-local` moves half of them from the first
-complete trial on.
+retry counts as the trial it repeats): a known-good place to climb from. `--sampler tpe-hill` makes
+every trial a move (share 1.0) from the defaults or from the best of TPE's first five start-up trials;
+`tpe-local` moves half of them from the first complete trial on.
 
 The incumbent is the best complete trial that keeps the search's limits, read from the whole study:
 Optuna's Hyperband pruner shows a sampler only the trials of the trial's bracket, which would make
